@@ -1,0 +1,50 @@
+"""Checks shared by the exchange parsers: decimals, ids and times."""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from ingest.errors import BadMessage
+from lake.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, PRICE_PRECISION, PRICE_SCALE
+
+_MAX_INTEGER_DIGITS = PRICE_PRECISION - PRICE_SCALE
+
+
+def positive_decimal(record: dict[str, Any], key: str, name: str) -> Decimal:
+    """The exchange's decimal string as an exact Decimal that fits the lake's type."""
+    raw = record.get(key)
+    if raw is None:
+        raise BadMessage(f"missing_{name}")
+    if not isinstance(raw, str | int):
+        raise BadMessage(f"bad_{name}", repr(raw))
+    try:
+        value = Decimal(str(raw))
+    except InvalidOperation:
+        raise BadMessage(f"bad_{name}", repr(raw)) from None
+    if not value.is_finite() or value <= 0:
+        raise BadMessage(f"nonpositive_{name}", repr(raw))
+    exponent = value.normalize().as_tuple().exponent
+    if isinstance(exponent, int) and -exponent > PRICE_SCALE:
+        raise BadMessage(f"{name}_precision", f"{raw!r} has more than {PRICE_SCALE} decimals")
+    if value.adjusted() >= _MAX_INTEGER_DIGITS:
+        raise BadMessage(f"{name}_overflow", repr(raw))
+    return value
+
+
+def integer(record: dict[str, Any], key: str, name: str) -> int:
+    raw = record.get(key)
+    if raw is None:
+        raise BadMessage(f"missing_{name}")
+    if isinstance(raw, bool) or not isinstance(raw, int | str):
+        raise BadMessage(f"bad_{name}", repr(raw))
+    try:
+        return int(raw)
+    except ValueError:
+        raise BadMessage(f"bad_{name}", repr(raw)) from None
+
+
+def timestamp_ms(value: int) -> int:
+    if not MIN_TIMESTAMP_MS <= value <= MAX_TIMESTAMP_MS:
+        raise BadMessage("absurd_timestamp", str(value))
+    return value

@@ -1,0 +1,121 @@
+"""Kafka rows to typed trade events, each either valid or carrying a reject reason."""
+
+from __future__ import annotations
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from lake.schema import (
+    MAX_TIMESTAMP_MS,
+    MIN_TIMESTAMP_MS,
+    PRICE_TYPE,
+    QTY_TYPE,
+    RECORD_HEARTBEAT,
+    RECORD_TRADE,
+    SCHEMA_VERSION,
+    WIRE_TRADE,
+    to_spark,
+)
+
+# Parse wide first, so that a value with too many digits is told apart from
+# one that is not a number at all; then compare with the lake's exact type.
+_WIDE = "decimal(38,18)"
+
+
+def _decimal_reason(raw: Column, lake_type: str, name: str) -> Column:
+    wide = raw.try_cast(_WIDE)
+    narrow = raw.try_cast(lake_type)
+    return (
+        F.when(raw.isNull(), F.lit(f"missing_{name}"))
+        .when(wide.isNull(), F.lit(f"bad_{name}"))
+        .when(wide <= 0, F.lit(f"nonpositive_{name}"))
+        .when(narrow.isNull(), F.lit(f"{name}_overflow"))
+        .when(wide != narrow, F.lit(f"{name}_precision"))
+    )
+
+
+def parse(kafka_rows: DataFrame) -> DataFrame:
+    """Kafka source rows -> wire columns, typed price/quantity, event_time, reason.
+
+    `reason` is null for a record the job accepts (a valid trade or heartbeat).
+    The raw value and the Kafka coordinates are kept for the rejects table.
+    """
+    raw = F.col("value").cast("string")
+    record = F.from_json(raw, to_spark(WIRE_TRADE))
+    is_object = F.from_json(raw, "map<string,string>").isNotNull()
+    rows = kafka_rows.select(
+        raw.alias("raw"),
+        F.col("key").cast("string").alias("kafka_key"),
+        F.col("topic").alias("kafka_topic"),
+        F.col("partition").cast("long").alias("kafka_partition"),
+        F.col("offset").alias("kafka_offset"),
+        F.col("timestamp").alias("kafka_timestamp"),
+        is_object.alias("_is_object"),
+        record.alias("r"),
+    ).select("*", "r.*").drop("r")
+
+    ts = F.col("timestamp")
+    trade_reason = (
+        F.when(F.col("exchange").isNull() | (F.trim("exchange") == ""), F.lit("missing_exchange"))
+        .when(F.col("symbol").isNull() | (F.trim("symbol") == ""), F.lit("missing_symbol"))
+        .when(ts.isNull(), F.lit("missing_timestamp"))
+        .when((ts < MIN_TIMESTAMP_MS) | (ts > MAX_TIMESTAMP_MS), F.lit("absurd_timestamp"))
+        .when(F.col("trade_id").isNull(), F.lit("missing_trade_id"))
+        .when(F.col("is_buyer_maker").isNull(), F.lit("missing_is_buyer_maker"))
+        .otherwise(
+            F.coalesce(
+                _decimal_reason(F.col("price"), PRICE_TYPE, "price"),
+                _decimal_reason(F.col("quantity"), QTY_TYPE, "quantity"),
+            )
+        )
+    )
+    heartbeat_reason = (
+        F.when(F.col("exchange").isNull() | (F.trim("exchange") == ""), F.lit("missing_exchange"))
+        .when(ts.isNull(), F.lit("missing_timestamp"))
+        .when((ts < MIN_TIMESTAMP_MS) | (ts > MAX_TIMESTAMP_MS), F.lit("absurd_timestamp"))
+    )
+    reason = (
+        F.when(F.col("raw").isNull(), F.lit("empty_value"))
+        .when(~F.col("_is_object"), F.lit("malformed_json"))
+        .when(F.col("type").isNull(), F.lit("missing_type"))
+        .when(F.col("v").isNull() | (F.col("v") != SCHEMA_VERSION), F.lit("unsupported_version"))
+        .when(F.col("type") == RECORD_TRADE, trade_reason)
+        .when(F.col("type") == RECORD_HEARTBEAT, heartbeat_reason)
+        .otherwise(F.lit("unknown_type"))
+    )
+    return rows.select(
+        "*",
+        reason.alias("reason"),
+        F.col("price").try_cast(PRICE_TYPE).alias("price_dec"),
+        F.col("quantity").try_cast(QTY_TYPE).alias("quantity_dec"),
+        F.timestamp_millis(ts).alias("event_time"),
+    ).drop("_is_object")
+
+
+def accepted(events: DataFrame) -> DataFrame:
+    """Valid trades and heartbeats, typed: the stream the watermark is taken from."""
+    return events.where(F.col("reason").isNull()).select(
+        "type",
+        "exchange",
+        "symbol",
+        F.col("price_dec").alias("price"),
+        F.col("quantity_dec").alias("quantity"),
+        "timestamp",
+        "trade_id",
+        "is_buyer_maker",
+        "event_time",
+    )
+
+
+def rejected(events: DataFrame) -> DataFrame:
+    """Everything the job refuses, with the reason and where it came from."""
+    return events.where(F.col("reason").isNotNull()).select(
+        "reason",
+        "raw",
+        "kafka_key",
+        "kafka_topic",
+        "kafka_partition",
+        "kafka_offset",
+        "kafka_timestamp",
+        F.to_date("kafka_timestamp").alias("date"),
+    )

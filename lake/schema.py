@@ -1,0 +1,167 @@
+"""The one definition of every record and table schema in the project.
+
+The ingestor, the Spark job, the lake reader and the dashboard all derive their
+types from the column lists below, through `to_arrow`, `to_spark` and
+`duckdb_type`. Nothing else spells out a column type.
+
+Prices and quantities travel on Kafka as the exchange's own decimal strings and
+land in the lake as DECIMAL(18, 8): exact to 8 decimal places (Binance's and
+Coinbase's finest increment), up to 10 integer digits. A value that needs more
+is rejected with a reason, never rounded.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+if TYPE_CHECKING:  # pyspark is only needed by the job and its tests
+    from pyspark.sql.types import DataType, StructType
+
+SCHEMA_VERSION = 1
+
+PRICE_PRECISION, PRICE_SCALE = 18, 8
+QTY_PRECISION, QTY_SCALE = 18, 8
+PRICE_TYPE = f"decimal({PRICE_PRECISION},{PRICE_SCALE})"
+QTY_TYPE = f"decimal({QTY_PRECISION},{QTY_SCALE})"
+# Sums over a bar: Spark widens sum(decimal(p, s)) to decimal(p + 10, s), and an
+# exact product price*qty needs decimal(p1 + p2 + 1, s1 + s2).
+VOLUME_TYPE = f"decimal({QTY_PRECISION + 10},{QTY_SCALE})"
+QUOTE_VOLUME_TYPE = f"decimal(38,{PRICE_SCALE + QTY_SCALE})"
+
+# Trade times outside this range are garbage, not market data (2010 .. 2100).
+MIN_TIMESTAMP_MS = 1_262_304_000_000
+MAX_TIMESTAMP_MS = 4_102_444_800_000
+
+RECORD_TRADE = "trade"
+RECORD_HEARTBEAT = "heartbeat"
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: a name, a logical type and whether it may be null."""
+
+    name: str
+    type: str  # string | int64 | bool | double | timestamp | date | decimal(p,s)
+    nullable: bool = True
+    doc: str = ""
+
+
+# What the ingestor publishes on the trades topic, one JSON object per message.
+# Heartbeats share the record: type="heartbeat", and only exchange and timestamp set.
+WIRE_TRADE: tuple[Column, ...] = (
+    Column("type", "string", doc="'trade' or 'heartbeat'"),
+    Column("v", "int64", doc="schema version"),
+    Column("exchange", "string", doc="venue, lower case: binance, coinbase"),
+    Column("symbol", "string", doc="canonical symbol, e.g. BTCUSDT, BTCUSD"),
+    Column("price", "string", doc="exchange's decimal string"),
+    Column("quantity", "string", doc="exchange's decimal string"),
+    Column("timestamp", "int64", doc="exchange trade time, epoch ms"),
+    Column("trade_id", "int64", doc="venue's trade id"),
+    Column("is_buyer_maker", "bool", doc="true when the taker sold"),
+    Column("ingest_ts", "int64", doc="ingestor receipt time, epoch ms"),
+)
+
+# lake/ohlc: one row per (exchange, symbol, 1-second window) that has trades.
+OHLC: tuple[Column, ...] = (
+    Column("exchange", "string", False),
+    Column("symbol", "string", False, "partition column"),
+    Column("window_start", "timestamp", False, "UTC, inclusive"),
+    Column("window_end", "timestamp", False, "UTC, exclusive"),
+    Column("open", PRICE_TYPE, False, "first trade by (timestamp, trade_id)"),
+    Column("high", PRICE_TYPE, False),
+    Column("low", PRICE_TYPE, False),
+    Column("close", PRICE_TYPE, False, "last trade by (timestamp, trade_id)"),
+    Column("volume", VOLUME_TYPE, False, "sum of quantity"),
+    Column("quote_volume", QUOTE_VOLUME_TYPE, False, "sum of price * quantity"),
+    Column("vwap", "double", True, "quote_volume / volume"),
+    Column("trade_count", "int64", False),
+    Column("buy_volume", VOLUME_TYPE, False, "taker buys: is_buyer_maker false"),
+    Column("sell_volume", VOLUME_TYPE, False, "taker sells: is_buyer_maker true"),
+    Column("first_trade_id", "int64", False),
+    Column("last_trade_id", "int64", False),
+    Column("date", "date", False, "partition column: UTC date of window_start"),
+)
+
+# lake/rejects: every record the job could not accept, with the reason.
+REJECTS: tuple[Column, ...] = (
+    Column("reason", "string", False),
+    Column("raw", "string", True, "the Kafka value as received"),
+    Column("kafka_key", "string"),
+    Column("kafka_topic", "string", False),
+    Column("kafka_partition", "int64", False),
+    Column("kafka_offset", "int64", False),
+    Column("kafka_timestamp", "timestamp", False),
+    Column("date", "date", False, "partition column: UTC date of kafka_timestamp"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS}
+PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
+    "ohlc": ("symbol", "date"),
+    "rejects": ("date",),
+}
+
+_DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
+
+
+def _decimal(type_: str) -> tuple[int, int] | None:
+    match = _DECIMAL.fullmatch(type_)
+    return (int(match[1]), int(match[2])) if match else None
+
+
+def arrow_type(type_: str) -> pa.DataType:
+    if dec := _decimal(type_):
+        return pa.decimal128(*dec)
+    return {
+        "string": pa.string(),
+        "int64": pa.int64(),
+        "bool": pa.bool_(),
+        "double": pa.float64(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+        "date": pa.date32(),
+    }[type_]
+
+
+def duckdb_type(type_: str) -> str:
+    if dec := _decimal(type_):
+        return f"DECIMAL({dec[0]},{dec[1]})"
+    return {
+        "string": "VARCHAR",
+        "int64": "BIGINT",
+        "bool": "BOOLEAN",
+        "double": "DOUBLE",
+        "timestamp": "TIMESTAMPTZ",
+        "date": "DATE",
+    }[type_]
+
+
+def spark_type(type_: str) -> DataType:
+    from pyspark.sql import types as T
+
+    if dec := _decimal(type_):
+        return T.DecimalType(*dec)
+    return {
+        "string": T.StringType(),
+        "int64": T.LongType(),
+        "bool": T.BooleanType(),
+        "double": T.DoubleType(),
+        "timestamp": T.TimestampType(),
+        "date": T.DateType(),
+    }[type_]
+
+
+def to_arrow(columns: tuple[Column, ...]) -> pa.Schema:
+    return pa.schema([pa.field(c.name, arrow_type(c.type), c.nullable) for c in columns])
+
+
+def to_spark(columns: tuple[Column, ...]) -> StructType:
+    from pyspark.sql import types as T
+
+    return T.StructType([T.StructField(c.name, spark_type(c.type), c.nullable) for c in columns])
+
+
+def column_names(columns: tuple[Column, ...]) -> list[str]:
+    return [c.name for c in columns]

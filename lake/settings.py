@@ -1,0 +1,78 @@
+"""The project's one settings object.
+
+Defaults here; environment variables and a `.env` file override them (same
+names, upper case: `KAFKA_BOOTSTRAP_SERVERS`, `LAKE_PATH`, ...); each command's
+flags override those through `Settings.with_overrides`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap_servers: str = "127.0.0.1:9092"
+    kafka_topic: str = "crypto.trades"
+    kafka_dlq_topic: str = "crypto.trades.dlq"
+    kafka_feed_events_topic: str = "crypto.feed_events"
+    kafka_partitions: int = Field(4, ge=1)
+    kafka_retention_ms: int = Field(24 * 3600 * 1000, ge=60_000)
+
+    # Lake and Spark checkpoints: local paths or any Hadoop URI (s3a://...)
+    lake_path: str = "lake"
+    checkpoint_path: str = "checkpoints"
+
+    # Stream job
+    stream_watermark: str = "5 seconds"
+    stream_trigger: str = "5 seconds"  # or "available-now"
+    stream_starting_offsets: str = "earliest"
+    stream_max_offsets_per_trigger: int | None = Field(None, ge=1)
+
+    # Local broker started by `make kafka-up` and the tests
+    kafka_home: str = ".kafka"
+
+    @field_validator("stream_watermark", "stream_trigger")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        if value == "available-now":
+            return value
+        parts = value.split()
+        if len(parts) != 2 or not parts[0].isdigit() or not parts[1].startswith(("second", "minute", "milli")):
+            raise ValueError(f"expected e.g. '5 seconds' or 'available-now', got {value!r}")
+        return value
+
+    def with_overrides(self, **overrides: Any) -> Settings:
+        """A copy with the given fields replaced; None means 'not given'."""
+        given = {k: v for k, v in overrides.items() if v is not None}
+        return type(self).model_validate({**self.model_dump(), **given})
+
+    @property
+    def bootstrap_host_port(self) -> tuple[str, int]:
+        first = self.kafka_bootstrap_servers.split(",")[0]
+        host, _, port = first.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+_UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}
+
+
+def interval_ms(text: str) -> int:
+    """'5 seconds' -> 5000; the form Spark takes for watermarks and triggers."""
+    amount, unit = text.split()
+    for prefix, factor in _UNITS_MS.items():
+        if unit.startswith(prefix):
+            return int(amount) * factor
+    raise ValueError(f"unknown interval unit in {text!r}")
+
+
+def load(**overrides: Any) -> Settings:
+    return Settings().with_overrides(**overrides)

@@ -1,0 +1,72 @@
+"""Shared fixtures: one SparkSession and one real Kafka broker per test session."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lake.settings import REPO_ROOT
+
+# Before any Spark JVM starts: the project's spark-defaults.conf, loopback, this venv's python.
+os.environ["SPARK_CONF_DIR"] = str(REPO_ROOT)
+os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
+os.environ["PYSPARK_PYTHON"] = sys.executable
+os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+
+DATA = Path(__file__).parent / "data"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def spark():  # type: ignore[no-untyped-def]
+    from pyspark.sql import SparkSession
+
+    session = SparkSession.builder.appName("tests").getOrCreate()
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="session")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real broker on free loopback ports; killed with the test process if it dies."""
+    from infra.kafka_local import LocalKafka
+
+    home = tmp_path_factory.mktemp("kafka")
+    port = free_port()
+    broker = LocalKafka(home, "127.0.0.1", port, controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars")
+    broker.start(die_with_parent=True)
+    try:
+        yield broker.bootstrap
+    finally:
+        broker.stop(timeout=20)
+
+
+@pytest.fixture
+def topic(kafka: str) -> str:
+    from infra.kafka_local import LocalKafka
+
+    name = f"test.{uuid.uuid4().hex[:8]}"
+    host, port = kafka.split(":")
+    LocalKafka(Path("/nonexistent"), host, int(port)).ensure_topics([name], partitions=4)
+    return name
+
+
+def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    """The real `spark-submit jobs/stream_ohlc.py`, as a user runs it."""
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    return subprocess.run(
+        [str(spark_submit), str(REPO_ROOT / "jobs" / "stream_ohlc.py"), *args],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+    )

@@ -1,0 +1,81 @@
+"""An independent pandas reference for the bars: no code shared with the job.
+
+It applies the documented semantics directly: valid trades only, the first
+record of each (exchange, symbol, trade_id) counts, open/close by
+(timestamp, trade_id), exact decimal sums.
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+import pandas as pd
+
+SCALE = Decimal("1e-8")
+MAX_ABS = Decimal("1e10")
+
+
+def _valid_decimal(value: Any) -> Decimal | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        d = Decimal(value)
+    except decimal.InvalidOperation:
+        return None
+    if not d.is_finite() or d <= 0 or d >= MAX_ABS or d != d.quantize(SCALE):
+        return None
+    return d
+
+
+def valid_trades(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    rows = []
+    for r in records:
+        if not isinstance(r, dict) or r.get("type") != "trade" or r.get("v") != 1:
+            continue
+        price, qty = _valid_decimal(r.get("price")), _valid_decimal(r.get("quantity"))
+        ts = r.get("timestamp")
+        if (
+            price is None or qty is None or not r.get("exchange") or not r.get("symbol")
+            or not isinstance(ts, int) or not 1_262_304_000_000 <= ts <= 4_102_444_800_000
+            or not isinstance(r.get("trade_id"), int) or not isinstance(r.get("is_buyer_maker"), bool)
+        ):
+            continue
+        rows.append({**r, "price": price, "quantity": qty})
+    frame = pd.DataFrame(rows)
+    return frame.drop_duplicates(["exchange", "symbol", "trade_id"], keep="first")
+
+
+def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    trades = valid_trades(records)
+    trades = trades.assign(second=trades["timestamp"] // 1000).sort_values(
+        ["exchange", "symbol", "second", "timestamp", "trade_id"]
+    )
+    out = []
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80  # exact products and sums of DECIMAL(18,8) values
+        for (exchange, symbol, second), g in trades.groupby(["exchange", "symbol", "second"], sort=True):
+            prices, qtys = list(g["price"]), list(g["quantity"])
+            volume = sum(qtys, Decimal(0))
+            quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
+            buy = sum((q for q, m in zip(qtys, g["is_buyer_maker"], strict=True) if not m), Decimal(0))
+            out.append({
+                "exchange": exchange,
+                "symbol": symbol,
+                "window_start": pd.Timestamp(second * 1000, unit="ms", tz="UTC"),
+                "open": prices[0],
+                "high": max(prices),
+                "low": min(prices),
+                "close": prices[-1],
+                "volume": volume,
+                "quote_volume": quote,
+                "vwap": float(quote) / float(volume),
+                "trade_count": len(g),
+                "buy_volume": buy,
+                "sell_volume": volume - buy,
+                "first_trade_id": int(g["trade_id"].iloc[0]),
+                "last_trade_id": int(g["trade_id"].iloc[-1]),
+            })
+    return pd.DataFrame(out)
