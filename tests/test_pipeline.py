@@ -132,4 +132,5 @@ def test_replay_reports_counts(pipeline: dict[str, Any]) -> None:
 def test_job_refuses_bad_arguments(tmp_path: Path) -> None:
     bad = run_job("--watermark", "soon", timeout=120)
     assert bad.returncode == 2
-    assert "expected e.g. '5 seconds'" in bad.stderr
+    # spark-submit's PythonRunner merges the driver's stderr into stdout.
+    assert "expected e.g. '5 seconds'" in bad.stdout + bad.stderr

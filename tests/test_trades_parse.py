@@ -1,0 +1,74 @@
+"""Every kind of invalid Kafka value gets its reason; valid ones get none."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+
+from jobs.trades import accepted, parse, rejected
+
+GOOD: dict[str, Any] = {
+    "type": "trade", "v": 1, "exchange": "binance", "symbol": "BTCUSDT", "price": "61837.63000000",
+    "quantity": "0.02000000", "timestamp": 1723161255342, "trade_id": 3735683259, "is_buyer_maker": True,
+    "ingest_ts": 1723161254087,
+}
+
+CASES: list[tuple[str, str | None]] = [
+    ("valid", json.dumps(GOOD)),
+    ("valid heartbeat", json.dumps({"type": "heartbeat", "v": 1, "exchange": "binance", "timestamp": 1723161255342})),
+    ("empty_value", None),
+    ("malformed_json", "{not json"),
+    ("malformed_json", "[1, 2]"),
+    ("missing_type", json.dumps({k: v for k, v in GOOD.items() if k != "type"})),
+    ("unknown_type", json.dumps({**GOOD, "type": "quote"})),
+    ("unsupported_version", json.dumps({**GOOD, "v": 2})),
+    ("missing_exchange", json.dumps({**GOOD, "exchange": " "})),
+    ("missing_symbol", json.dumps({**GOOD, "symbol": None})),
+    ("missing_timestamp", json.dumps({**GOOD, "timestamp": None})),
+    ("absurd_timestamp", json.dumps({**GOOD, "timestamp": 1})),
+    ("missing_trade_id", json.dumps({**GOOD, "trade_id": None})),
+    ("missing_is_buyer_maker", json.dumps({**GOOD, "is_buyer_maker": None})),
+    ("missing_price", json.dumps({**GOOD, "price": None})),
+    ("bad_price", json.dumps({**GOOD, "price": "NaN"})),
+    ("bad_price", json.dumps({**GOOD, "price": "abc"})),
+    ("nonpositive_price", json.dumps({**GOOD, "price": "0"})),
+    ("price_overflow", json.dumps({**GOOD, "price": "12345678901.0"})),
+    ("price_precision", json.dumps({**GOOD, "price": "1.123456789"})),
+    ("nonpositive_quantity", json.dumps({**GOOD, "quantity": "-0.5"})),
+    ("quantity_precision", json.dumps({**GOOD, "quantity": "0.000000001"})),
+    ("missing_exchange", json.dumps({"type": "heartbeat", "v": 1, "timestamp": 1723161255342})),
+]
+
+
+@pytest.fixture(scope="module")
+def events(spark: SparkSession) -> DataFrame:
+    rows = [(None if v is None else v.encode(), b"k", "t", 0, i, dt.datetime(2024, 8, 9, tzinfo=dt.timezone.utc), 0)
+            for i, (_, v) in enumerate(CASES)]
+    kafka = spark.createDataFrame(
+        rows, "value binary, key binary, topic string, partition int, offset long, timestamp timestamp, "
+              "timestampType int")
+    return parse(kafka)
+
+
+@pytest.fixture(scope="module")
+def parsed(events: DataFrame) -> list[Any]:
+    return events.orderBy("kafka_offset").collect()
+
+
+@pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
+def test_reason(parsed: list[Any], index: int) -> None:
+    expected = CASES[index][0]
+    assert parsed[index].reason == (None if expected.startswith("valid") else expected)
+
+
+def test_accepted_and_rejected_split_everything(events: DataFrame) -> None:
+    ok, bad = accepted(events).collect(), rejected(events).collect()
+    assert len(ok) + len(bad) == len(CASES)
+    trade = next(r for r in ok if r.type == "trade")
+    assert trade.price == Decimal("61837.63") and trade.quantity == Decimal("0.02")
+    assert {r.raw for r in bad if r.reason == "malformed_json"} == {"{not json", "[1, 2]"}
