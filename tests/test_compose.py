@@ -1,0 +1,53 @@
+"""docker-compose.yml can't run here (no Docker engine); hold it to the project's settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from lake.settings import REPO_ROOT, Settings
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())
+
+
+def test_services(compose: dict[str, Any]) -> None:
+    assert {"kafka", "ingestor", "stream-job", "dashboard"} <= set(compose["services"])
+    assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
+
+
+def test_kafka_is_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
+    env = compose["services"]["kafka"]["environment"]
+    assert set(env["KAFKA_PROCESS_ROLES"].split(",")) == {"broker", "controller"}
+    assert not any("ZOOKEEPER" in k for k in env)
+    assert "9092:9092" in compose["services"]["kafka"]["ports"]
+    assert str(env["KAFKA_LOG_RETENTION_MS"]) == str(Settings.model_fields["kafka_retention_ms"].default)
+    assert str(env["KAFKA_NUM_PARTITIONS"]) == str(Settings.model_fields["kafka_partitions"].default)
+
+
+def test_project_services_use_the_settings_names(compose: dict[str, Any]) -> None:
+    fields = {name.upper() for name in Settings.model_fields}
+    for name in ("ingestor", "stream-job", "dashboard"):
+        env = compose["services"][name]["environment"]
+        assert set(env) <= fields, f"{name} uses names the settings do not know: {set(env) - fields}"
+        assert env["KAFKA_TOPIC"] == Settings.model_fields["kafka_topic"].default
+        host, _, port = env["KAFKA_BOOTSTRAP_SERVERS"].partition(":")
+        assert host == "kafka" and port in compose["services"]["kafka"]["environment"]["KAFKA_LISTENERS"]
+
+
+def test_topics_created_match_settings(compose: dict[str, Any]) -> None:
+    script = " ".join(compose["services"]["kafka-init"]["command"])
+    defaults = Settings.model_fields
+    for field in ("kafka_topic", "kafka_dlq_topic", "kafka_feed_events_topic"):
+        assert defaults[field].default in script
+    assert f"--partitions {defaults['kafka_partitions'].default}" in script
+
+
+def test_stream_job_loads_the_project_spark_defaults(compose: dict[str, Any]) -> None:
+    command = " ".join(compose["services"]["stream-job"]["command"])
+    assert "--properties-file spark-defaults.conf --load-spark-defaults jobs/stream_ohlc.py" in command
+    assert "4.0.0" in compose["services"]["stream-job"]["image"]  # the pinned pyspark
