@@ -16,7 +16,7 @@ SAMPLE_TAPE := ingest/tapes/sample.ndjson.gz
 DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count) AS trades, \
                min(window_start) AS first_bar, max(window_start) AS last_bar FROM ohlc GROUP BY ALL ORDER BY ALL
 
-.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run test check fmt clean
+.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -53,6 +53,9 @@ run: deps kafka-up ## demo: replay the sample tape, run the stream job until don
 	$(PY) -m lake sql "$(DEMO_QUERY)"
 	@echo "The lake is in $(CURDIR)/lake; query it with: $(PY) -m lake sql \"SELECT ... FROM ohlc\""
 	@echo "The broker keeps running; stop it with: make kafka-down"
+
+dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
+	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.headless true
 
 test: deps ## run the test suite (unit + integration with real Kafka and Spark)
 	$(PY) -m pytest

@@ -61,8 +61,16 @@ def resolve_jars(jars_dir: Path) -> Path:
         shutil.rmtree(jars_dir)
     log.info("resolving Kafka broker jars from Maven Central into %s", jars_dir)
     subprocess.run(
-        [mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",
-         f"-DoutputDirectory={jars_dir}", "-DincludeScope=runtime"],
+        [
+            mvn,
+            "-q",
+            "-B",
+            "-f",
+            str(pom),
+            "dependency:copy-dependencies",
+            f"-DoutputDirectory={jars_dir}",
+            "-DincludeScope=runtime",
+        ],
         check=True,
     )
     stamp.touch()
@@ -72,8 +80,16 @@ def resolve_jars(jars_dir: Path) -> Path:
 class LocalKafka:
     """One broker whose files all live under `home`."""
 
-    def __init__(self, home: Path, host: str, port: int, controller_port: int | None = None,
-                 partitions: int = 4, retention_ms: int = 86_400_000, jars_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        home: Path,
+        host: str,
+        port: int,
+        controller_port: int | None = None,
+        partitions: int = 4,
+        retention_ms: int = 86_400_000,
+        jars_dir: Path | None = None,
+    ) -> None:
         self.home = home.resolve()
         self.host = host
         self.port = port
@@ -90,8 +106,13 @@ class LocalKafka:
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalKafka:
         host, port = settings.bootstrap_host_port
-        return cls(Path(settings.kafka_home), host, port, partitions=settings.kafka_partitions,
-                   retention_ms=settings.kafka_retention_ms)
+        return cls(
+            Path(settings.kafka_home),
+            host,
+            port,
+            partitions=settings.kafka_partitions,
+            retention_ms=settings.kafka_retention_ms,
+        )
 
     @property
     def bootstrap(self) -> str:
@@ -108,15 +129,27 @@ class LocalKafka:
 
     def _write_config(self) -> None:
         template = Template((CONFIG_DIR / "server.properties").read_text())
-        self.config.write_text(template.substitute(
-            host=self.host, port=self.port, controller_port=self.controller_port,
-            data_dir=self.data_dir, partitions=self.partitions, retention_ms=self.retention_ms,
-        ))
+        self.config.write_text(
+            template.substitute(
+                host=self.host,
+                port=self.port,
+                controller_port=self.controller_port,
+                data_dir=self.data_dir,
+                partitions=self.partitions,
+                retention_ms=self.retention_ms,
+            )
+        )
 
     def _java(self, *args: str, jvm: tuple[str, ...] = ()) -> list[str]:
         java = shutil.which("java") or "java"
-        return [java, *jvm, f"-Dlog4j2.configurationFile={CONFIG_DIR / 'log4j2.yaml'}",
-                "-cp", f"{self.jars_dir}/*", *args]
+        return [
+            java,
+            *jvm,
+            f"-Dlog4j2.configurationFile={CONFIG_DIR / 'log4j2.yaml'}",
+            "-cp",
+            f"{self.jars_dir}/*",
+            *args,
+        ]
 
     def _format_storage(self) -> None:
         if (self.data_dir / "meta.properties").exists():
@@ -124,8 +157,11 @@ class LocalKafka:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
-        subprocess.run(self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
 
     def start(self, *, die_with_parent: bool = False, timeout: float = 90.0) -> None:
         """Start (if not running) and wait until the broker answers. Idempotent."""
@@ -140,8 +176,11 @@ class LocalKafka:
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(
                 self._java("kafka.Kafka", str(self.config), jvm=heap),
-                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True, preexec_fn=_die_with_parent if die_with_parent else None,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if die_with_parent else None,
             )
         self.pid_file.write_text(str(self._process.pid))
         log.info("started Kafka broker pid=%d on %s (log %s)", self._process.pid, self.bootstrap, self.log_file)
@@ -161,7 +200,9 @@ class LocalKafka:
                 return
             except (OSError, KafkaError):
                 if time.monotonic() > deadline:
-                    raise BrokerError(f"broker not ready on {self.bootstrap} after {timeout}s:\n{self._log_tail()}")
+                    raise BrokerError(
+                        f"broker not ready on {self.bootstrap} after {timeout}s:\n{self._log_tail()}"
+                    ) from None
                 time.sleep(0.5)
 
     def _log_tail(self, lines: int = 30) -> str:
@@ -177,8 +218,9 @@ class LocalKafka:
             for name in names:
                 if name in existing:
                     continue
-                topic = NewTopic(name, partitions or self.partitions, 1,
-                                 topic_configs={"retention.ms": str(self.retention_ms)})
+                topic = NewTopic(
+                    name, partitions or self.partitions, 1, topic_configs={"retention.ms": str(self.retention_ms)}
+                )
                 try:
                     admin.create_topics([topic])
                     log.info("created topic %s partitions=%d", name, partitions or self.partitions)

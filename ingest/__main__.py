@@ -1,7 +1,7 @@
 """`python -m ingest`: publish trades to Kafka.
 
-    python -m ingest replay FILE [FILE ...] [--topic T] [--bootstrap-servers H:P] [--speed X]
-    python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
+python -m ingest replay FILE [FILE ...] [--topic T] [--bootstrap-servers H:P] [--speed X]
+python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
 """
 
 from __future__ import annotations

@@ -43,16 +43,20 @@ def parse(kafka_rows: DataFrame) -> DataFrame:
     raw = F.col("value").cast("string")
     record = F.from_json(raw, to_spark(WIRE_TRADE))
     is_object = F.from_json(raw, "map<string,string>").isNotNull()
-    rows = kafka_rows.select(
-        raw.alias("raw"),
-        F.col("key").cast("string").alias("kafka_key"),
-        F.col("topic").alias("kafka_topic"),
-        F.col("partition").cast("long").alias("kafka_partition"),
-        F.col("offset").alias("kafka_offset"),
-        F.col("timestamp").alias("kafka_timestamp"),
-        is_object.alias("_is_object"),
-        record.alias("r"),
-    ).select("*", "r.*").drop("r")
+    rows = (
+        kafka_rows.select(
+            raw.alias("raw"),
+            F.col("key").cast("string").alias("kafka_key"),
+            F.col("topic").alias("kafka_topic"),
+            F.col("partition").cast("long").alias("kafka_partition"),
+            F.col("offset").alias("kafka_offset"),
+            F.col("timestamp").alias("kafka_timestamp"),
+            is_object.alias("_is_object"),
+            record.alias("r"),
+        )
+        .select("*", "r.*")
+        .drop("r")
+    )
 
     ts = F.col("timestamp")
     trade_reason = (

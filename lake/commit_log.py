@@ -29,7 +29,11 @@ def log_files(table_dir: Path) -> list[Path]:
     batches = [(bid, p) for p in log_dir.iterdir() if (bid := _batch_id(p.name)) is not None]
     compacts = [bid for bid, p in batches if p.name.endswith(".compact")]
     newest_compact = max(compacts, default=-1)
-    chosen = [(bid, p) for bid, p in batches if bid > newest_compact or (bid == newest_compact and p.name.endswith(".compact"))]
+    chosen = [
+        (bid, p)
+        for bid, p in batches
+        if bid > newest_compact or (bid == newest_compact and p.name.endswith(".compact"))
+    ]
     return [p for _, p in sorted(chosen)]
 
 

@@ -24,8 +24,8 @@ class Settings(BaseSettings):
     kafka_topic: str = "crypto.trades"
     kafka_dlq_topic: str = "crypto.trades.dlq"
     kafka_feed_events_topic: str = "crypto.feed_events"
-    kafka_partitions: int = Field(4, ge=1)
-    kafka_retention_ms: int = Field(24 * 3600 * 1000, ge=60_000)
+    kafka_partitions: int = Field(default=4, ge=1)
+    kafka_retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
 
     # Lake and Spark checkpoints: local paths or any Hadoop URI (s3a://...)
     lake_path: str = "lake"
@@ -35,7 +35,7 @@ class Settings(BaseSettings):
     stream_watermark: str = "5 seconds"
     stream_trigger: str = "5 seconds"  # or "available-now"
     stream_starting_offsets: str = "earliest"
-    stream_max_offsets_per_trigger: int | None = Field(None, ge=1)
+    stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
 
     # Local broker started by `make kafka-up` and the tests
     kafka_home: str = ".kafka"

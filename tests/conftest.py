@@ -68,5 +68,9 @@ def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
     spark_submit = Path(sys.executable).parent / "spark-submit"
     return subprocess.run(
         [str(spark_submit), str(REPO_ROOT / "jobs" / "stream_ohlc.py"), *args],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, check=False,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )

@@ -38,9 +38,14 @@ def valid_trades(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         price, qty = _valid_decimal(r.get("price")), _valid_decimal(r.get("quantity"))
         ts = r.get("timestamp")
         if (
-            price is None or qty is None or not r.get("exchange") or not r.get("symbol")
-            or not isinstance(ts, int) or not 1_262_304_000_000 <= ts <= 4_102_444_800_000
-            or not isinstance(r.get("trade_id"), int) or not isinstance(r.get("is_buyer_maker"), bool)
+            price is None
+            or qty is None
+            or not r.get("exchange")
+            or not r.get("symbol")
+            or not isinstance(ts, int)
+            or not 1_262_304_000_000 <= ts <= 4_102_444_800_000
+            or not isinstance(r.get("trade_id"), int)
+            or not isinstance(r.get("is_buyer_maker"), bool)
         ):
             continue
         rows.append({**r, "price": price, "quantity": qty})
@@ -61,21 +66,23 @@ def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             volume = sum(qtys, Decimal(0))
             quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
             buy = sum((q for q, m in zip(qtys, g["is_buyer_maker"], strict=True) if not m), Decimal(0))
-            out.append({
-                "exchange": exchange,
-                "symbol": symbol,
-                "window_start": pd.Timestamp(second * 1000, unit="ms", tz="UTC"),
-                "open": prices[0],
-                "high": max(prices),
-                "low": min(prices),
-                "close": prices[-1],
-                "volume": volume,
-                "quote_volume": quote,
-                "vwap": float(quote) / float(volume),
-                "trade_count": len(g),
-                "buy_volume": buy,
-                "sell_volume": volume - buy,
-                "first_trade_id": int(g["trade_id"].iloc[0]),
-                "last_trade_id": int(g["trade_id"].iloc[-1]),
-            })
+            out.append(
+                {
+                    "exchange": exchange,
+                    "symbol": symbol,
+                    "window_start": pd.Timestamp(second * 1000, unit="ms", tz="UTC"),
+                    "open": prices[0],
+                    "high": max(prices),
+                    "low": min(prices),
+                    "close": prices[-1],
+                    "volume": volume,
+                    "quote_volume": quote,
+                    "vwap": float(quote) / float(volume),
+                    "trade_count": len(g),
+                    "buy_volume": buy,
+                    "sell_volume": volume - buy,
+                    "first_trade_id": int(g["trade_id"].iloc[0]),
+                    "last_trade_id": int(g["trade_id"].iloc[-1]),
+                }
+            )
     return pd.DataFrame(out)

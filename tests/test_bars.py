@@ -12,7 +12,7 @@ from pyspark.sql import functions as F
 from jobs.bars import one_second_bars
 from lake.schema import OHLC, PRICE_TYPE, QTY_TYPE, to_spark
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC
 
 
@@ -24,20 +24,41 @@ def _trades(spark: SparkSession, rows: list[tuple[str, str, int, int, bool]]) ->
         "timestamp long, trade_id long, is_buyer_maker boolean",
     )
     return frame.select(
-        "type", "exchange", "symbol",
+        "type",
+        "exchange",
+        "symbol",
         F.col("price").cast(PRICE_TYPE).alias("price"),
         F.col("quantity").cast(QTY_TYPE).alias("quantity"),
-        "timestamp", "trade_id", "is_buyer_maker",
+        "timestamp",
+        "trade_id",
+        "is_buyer_maker",
         F.timestamp_millis("timestamp").alias("event_time"),
     )
 
 
-def _bar(start_ms: int, o: str, h: str, lo: str, c: str, vol: str, quote: str, n: int,
-         buy: str, first: int, last: int) -> tuple[object, ...]:
+def _bar(
+    start_ms: int, o: str, h: str, lo: str, c: str, vol: str, quote: str, n: int, buy: str, first: int, last: int
+) -> tuple[object, ...]:
     start = dt.datetime.fromtimestamp(start_ms / 1000, UTC)
-    return ("binance", "BTCUSDT", start, start + dt.timedelta(seconds=1), Decimal(o), Decimal(h), Decimal(lo),
-            Decimal(c), Decimal(vol), Decimal(quote), float(Decimal(quote)) / float(Decimal(vol)), n,
-            Decimal(buy), Decimal(vol) - Decimal(buy), first, last, start.date())
+    return (
+        "binance",
+        "BTCUSDT",
+        start,
+        start + dt.timedelta(seconds=1),
+        Decimal(o),
+        Decimal(h),
+        Decimal(lo),
+        Decimal(c),
+        Decimal(vol),
+        Decimal(quote),
+        float(Decimal(quote)) / float(Decimal(vol)),
+        n,
+        Decimal(buy),
+        Decimal(vol) - Decimal(buy),
+        first,
+        last,
+        start.date(),
+    )
 
 
 def _expected(spark: SparkSession, bars: list[tuple[object, ...]]) -> DataFrame:
@@ -51,19 +72,24 @@ def test_output_schema_is_the_lake_schema(spark: SparkSession) -> None:
 
 def test_ties_in_time_resolve_by_trade_id(spark: SparkSession) -> None:
     # Three trades in the same millisecond, arriving in shuffled order.
-    trades = _trades(spark, [("101", "1", T0 + 5, 12, True), ("100", "2", T0 + 5, 11, False),
-                             ("102", "3", T0 + 5, 13, False)])
+    trades = _trades(
+        spark, [("101", "1", T0 + 5, 12, True), ("100", "2", T0 + 5, 11, False), ("102", "3", T0 + 5, 13, False)]
+    )
     expected = _expected(spark, [_bar(T0, "100", "102", "100", "102", "6", "607", 3, "5", 11, 13)])
     assert_df_equality(one_second_bars(trades), expected, ignore_row_order=True, ignore_nullable=True)
 
 
 def test_second_boundaries_split_bars(spark: SparkSession) -> None:
-    trades = _trades(spark, [("10", "1", T0 + 999, 1, False), ("11", "1", T0 + 1000, 2, True),
-                             ("12", "1", T0 + 1999, 3, True)])
-    expected = _expected(spark, [
-        _bar(T0, "10", "10", "10", "10", "1", "10", 1, "1", 1, 1),
-        _bar(T0 + 1000, "11", "12", "11", "12", "2", "23", 2, "0", 2, 3),
-    ])
+    trades = _trades(
+        spark, [("10", "1", T0 + 999, 1, False), ("11", "1", T0 + 1000, 2, True), ("12", "1", T0 + 1999, 3, True)]
+    )
+    expected = _expected(
+        spark,
+        [
+            _bar(T0, "10", "10", "10", "10", "1", "10", 1, "1", 1, 1),
+            _bar(T0 + 1000, "11", "12", "11", "12", "2", "23", 2, "0", 2, 3),
+        ],
+    )
     assert_df_equality(one_second_bars(trades), expected, ignore_row_order=True, ignore_nullable=True)
 
 
@@ -71,7 +97,8 @@ def test_gap_between_bars_gives_no_empty_bar(spark: SparkSession) -> None:
     trades = _trades(spark, [("10", "1", T0, 1, False), ("10", "1", T0 + 5000, 2, False)])
     starts = [r.window_start for r in one_second_bars(trades).orderBy("window_start").collect()]
     assert [s.astimezone(UTC) for s in starts] == [
-        dt.datetime.fromtimestamp(T0 / 1000, UTC), dt.datetime.fromtimestamp((T0 + 5000) / 1000, UTC)
+        dt.datetime.fromtimestamp(T0 / 1000, UTC),
+        dt.datetime.fromtimestamp((T0 + 5000) / 1000, UTC),
     ]
 
 

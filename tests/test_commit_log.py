@@ -15,8 +15,20 @@ from lake.commit_log import committed_files
 def _log(table: Path, name: str, paths: list[str], action: str = "add") -> None:
     log_dir = table / "_spark_metadata"
     log_dir.mkdir(parents=True, exist_ok=True)
-    lines = ["v1"] + [json.dumps({"path": p, "size": 1, "isDir": False, "modificationTime": 0,
-                                   "blockReplication": 1, "blockSize": 1, "action": action}) for p in paths]
+    lines = ["v1"] + [
+        json.dumps(
+            {
+                "path": p,
+                "size": 1,
+                "isDir": False,
+                "modificationTime": 0,
+                "blockReplication": 1,
+                "blockSize": 1,
+                "action": action,
+            }
+        )
+        for p in paths
+    ]
     (log_dir / name).write_text("\n".join(lines) + "\n")
 
 
@@ -46,11 +58,26 @@ def test_orphan_files_from_a_crashed_batch_are_invisible(tmp_path: Path) -> None
     table = tmp_path / "lake" / "rejects"
     part = table / "date=2024-08-09"
     part.mkdir(parents=True)
-    schema = pa.schema([("reason", pa.string()), ("raw", pa.string()), ("kafka_key", pa.string()),
-                        ("kafka_topic", pa.string()), ("kafka_partition", pa.int64()), ("kafka_offset", pa.int64()),
-                        ("kafka_timestamp", pa.timestamp("us", tz="UTC"))])
-    row = {"reason": ["bad_price"], "raw": ["{}"], "kafka_key": [None], "kafka_topic": ["t"],
-           "kafka_partition": [0], "kafka_offset": [1], "kafka_timestamp": [0]}
+    schema = pa.schema(
+        [
+            ("reason", pa.string()),
+            ("raw", pa.string()),
+            ("kafka_key", pa.string()),
+            ("kafka_topic", pa.string()),
+            ("kafka_partition", pa.int64()),
+            ("kafka_offset", pa.int64()),
+            ("kafka_timestamp", pa.timestamp("us", tz="UTC")),
+        ]
+    )
+    row = {
+        "reason": ["bad_price"],
+        "raw": ["{}"],
+        "kafka_key": [None],
+        "kafka_topic": ["t"],
+        "kafka_partition": [0],
+        "kafka_offset": [1],
+        "kafka_timestamp": [0],
+    }
     pq.write_table(pa.table(row, schema=schema), part / "committed.parquet")
     pq.write_table(pa.table(row, schema=schema), part / "orphan.parquet")  # complete but never committed
     (part / "torn.parquet").write_bytes(b"")  # a zero-byte file left by kill -9

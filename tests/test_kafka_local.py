@@ -18,8 +18,15 @@ pytestmark = pytest.mark.integration
 
 
 def test_up_is_idempotent_and_down_stops_only_its_broker(kafka: str, tmp_path: Path) -> None:
-    mine = LocalKafka(tmp_path / "k", "127.0.0.1", free_port(), controller_port=free_port(),
-                      jars_dir=REPO_ROOT / ".kafka" / "jars", partitions=3, retention_ms=86_400_000)
+    mine = LocalKafka(
+        tmp_path / "k",
+        "127.0.0.1",
+        free_port(),
+        controller_port=free_port(),
+        jars_dir=REPO_ROOT / ".kafka" / "jars",
+        partitions=3,
+        retention_ms=86_400_000,
+    )
     try:
         mine.start(die_with_parent=True)
         pid = mine.running_pid()
@@ -45,6 +52,13 @@ def test_up_is_idempotent_and_down_stops_only_its_broker(kafka: str, tmp_path: P
 
 def test_cli_status_reports_not_running(tmp_path: Path) -> None:
     env = {"KAFKA_HOME": str(tmp_path), "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "PATH": "/usr/bin:/bin"}
-    out = subprocess.run([sys.executable, "-m", "infra.kafka_local", "status"], env=env, cwd=REPO_ROOT,
-                         capture_output=True, text=True, timeout=60, check=False)
+    out = subprocess.run(
+        [sys.executable, "-m", "infra.kafka_local", "status"],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert out.returncode == 1 and "not running" in out.stdout

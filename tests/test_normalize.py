@@ -16,8 +16,17 @@ from lake.trade import Trade
 from tests.conftest import DATA
 
 BTC = DATA / "binance" / "btcusdt_20240808.gz"
-FIRST = {"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": 3735683259, "p": "61837.63000000",
-         "q": "0.02000000", "T": 1723161255342, "m": True, "M": True}
+FIRST = {
+    "e": "trade",
+    "E": 1723161255343,
+    "s": "BTCUSDT",
+    "t": 3735683259,
+    "p": "61837.63000000",
+    "q": "0.02000000",
+    "T": 1723161255342,
+    "m": True,
+    "M": True,
+}
 
 
 def test_real_capture_normalizes_every_trade() -> None:
@@ -26,8 +35,9 @@ def test_real_capture_normalizes_every_trade() -> None:
     ids = [t["trade_id"] for t in trades]
     assert ids == list(range(3735683259, 3735693016))  # contiguous, no gaps, in order
     first = Trade.from_dict(trades[0])
-    assert first == Trade("binance", "BTCUSDT", Decimal("61837.63"), Decimal("0.02"), 1723161255342, 3735683259,
-                          True, 1723161254087)
+    assert first == Trade(
+        "binance", "BTCUSDT", Decimal("61837.63"), Decimal("0.02"), 1723161255342, 3735683259, True, 1723161254087
+    )
     assert trades[0]["price"] == "61837.63000000"  # the exchange's digits, unchanged
 
 

@@ -61,9 +61,23 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     good = work / "tape.ndjson"
     write_tape(good, tape)
     replayed = subprocess.run(
-        [sys.executable, "-m", "ingest", "replay", str(good), "--topic", topic, "--bootstrap-servers", kafka,
-         "--speed", "0"],
-        capture_output=True, text=True, timeout=120, check=False,
+        [
+            sys.executable,
+            "-m",
+            "ingest",
+            "replay",
+            str(good),
+            "--topic",
+            topic,
+            "--bootstrap-servers",
+            kafka,
+            "--speed",
+            "0",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert replayed.returncode == 0, replayed.stderr
     # The replay CLI only reads JSON tapes, so send a malformed value with a bare producer.
@@ -73,8 +87,18 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     producer.send(topic, key=b"binance:BTCUSDT", value=b"{not json").get(timeout=30)
     producer.close()
 
-    job = run_job("--bootstrap-servers", kafka, "--topic", topic, "--lake", str(work / "lake"),
-                  "--checkpoints", str(work / "checkpoints"), "--trigger", "available-now")
+    job = run_job(
+        "--bootstrap-servers",
+        kafka,
+        "--topic",
+        topic,
+        "--lake",
+        str(work / "lake"),
+        "--checkpoints",
+        str(work / "checkpoints"),
+        "--trigger",
+        "available-now",
+    )
     assert job.returncode == 0, job.stderr[-5000:]
     return {"tape": tape, "lake": work / "lake", "invalid": n_invalid + 1, "replay_out": replayed.stdout}
 
@@ -109,17 +133,27 @@ def test_invalid_records_land_in_rejects_with_reasons(pipeline: dict[str, Any]) 
 
 
 def test_lake_partitions_by_symbol_and_date(pipeline: dict[str, Any]) -> None:
-    folders = {p.relative_to(pipeline["lake"] / "ohlc").as_posix() for p in (pipeline["lake"] / "ohlc").glob("symbol=*/date=*")}
-    assert folders == {
-        f"symbol={s}/date={d}" for s in ("BTCUSDT", "ETHUSDT") for d in ("2024-08-08", "2024-08-09")
+    folders = {
+        p.relative_to(pipeline["lake"] / "ohlc").as_posix() for p in (pipeline["lake"] / "ohlc").glob("symbol=*/date=*")
     }
+    assert folders == {f"symbol={s}/date={d}" for s in ("BTCUSDT", "ETHUSDT") for d in ("2024-08-08", "2024-08-09")}
 
 
 def test_lake_cli_reads_bars(pipeline: dict[str, Any]) -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "lake", "--lake", str(pipeline["lake"]), "sql",
-         "SELECT symbol, sum(trade_count) AS n FROM ohlc GROUP BY symbol ORDER BY symbol"],
-        capture_output=True, text=True, timeout=60, check=True,
+        [
+            sys.executable,
+            "-m",
+            "lake",
+            "--lake",
+            str(pipeline["lake"]),
+            "sql",
+            "SELECT symbol, sum(trade_count) AS n FROM ohlc GROUP BY symbol ORDER BY symbol",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
     ).stdout
     assert "BTCUSDT" in out and "9757" in out and "ETHUSDT" in out and "6106" in out
 

@@ -13,8 +13,15 @@ from pyspark.sql import DataFrame, SparkSession
 from jobs.trades import accepted, parse, rejected
 
 GOOD: dict[str, Any] = {
-    "type": "trade", "v": 1, "exchange": "binance", "symbol": "BTCUSDT", "price": "61837.63000000",
-    "quantity": "0.02000000", "timestamp": 1723161255342, "trade_id": 3735683259, "is_buyer_maker": True,
+    "type": "trade",
+    "v": 1,
+    "exchange": "binance",
+    "symbol": "BTCUSDT",
+    "price": "61837.63000000",
+    "quantity": "0.02000000",
+    "timestamp": 1723161255342,
+    "trade_id": 3735683259,
+    "is_buyer_maker": True,
     "ingest_ts": 1723161254087,
 }
 
@@ -47,11 +54,14 @@ CASES: list[tuple[str, str | None]] = [
 
 @pytest.fixture(scope="module")
 def events(spark: SparkSession) -> DataFrame:
-    rows = [(None if v is None else v.encode(), b"k", "t", 0, i, dt.datetime(2024, 8, 9, tzinfo=dt.timezone.utc), 0)
-            for i, (_, v) in enumerate(CASES)]
+    rows = [
+        (None if v is None else v.encode(), b"k", "t", 0, i, dt.datetime(2024, 8, 9, tzinfo=dt.UTC), 0)
+        for i, (_, v) in enumerate(CASES)
+    ]
     kafka = spark.createDataFrame(
-        rows, "value binary, key binary, topic string, partition int, offset long, timestamp timestamp, "
-              "timestampType int")
+        rows,
+        "value binary, key binary, topic string, partition int, offset long, timestamp timestamp, timestampType int",
+    )
     return parse(kafka)
 
 
