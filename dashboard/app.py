@@ -27,8 +27,9 @@ bars = con.execute(
     " CAST(close AS DOUBLE) c FROM ohlc WHERE symbol = ? ORDER BY window_start DESC LIMIT 900",
     [symbol],
 ).df()
-figure = go.Figure(go.Candlestick(x=bars["window_start"], open=bars["o"], high=bars["h"], low=bars["l"],
-                                  close=bars["c"], name=symbol))
+figure = go.Figure(
+    go.Candlestick(x=bars["window_start"], open=bars["o"], high=bars["h"], low=bars["l"], close=bars["c"], name=symbol)
+)
 figure.update_layout(xaxis_rangeslider_visible=False, height=520, margin={"t": 20})
 st.plotly_chart(figure, use_container_width=True)
 st.caption(f"{len(bars)} most recent 1-second bars of {symbol}; times in UTC.")

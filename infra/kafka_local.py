@@ -77,6 +77,17 @@ def resolve_jars(jars_dir: Path) -> Path:
     return jars_dir
 
 
+def new_cluster_id() -> str:
+    """16 random bytes in URL-safe base64, as Kafka's own `random-uuid` makes them.
+
+    Like Kafka, never start with '-': the storage tool would read the id as an option.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 class LocalKafka:
     """One broker whose files all live under `home`."""
 
@@ -155,8 +166,7 @@ class LocalKafka:
         if (self.data_dir / "meta.properties").exists():
             return
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        # A KRaft cluster id is 16 random bytes in URL-safe base64 without padding.
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cluster_id = new_cluster_id()
         subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.config)),
             check=True,

@@ -35,15 +35,33 @@ def test_candles_for_the_chosen_symbol(tmp_path: Path, monkeypatch: pytest.Monke
     for symbol, n in (("BTCUSDT", 3), ("ETHUSDT", 2)):
         part = table_dir / f"symbol={symbol}" / "date=2024-08-08"
         part.mkdir(parents=True)
-        start = dt.datetime(2024, 8, 8, 23, 59, tzinfo=dt.timezone.utc)
-        rows = [{"exchange": "binance", "window_start": start + dt.timedelta(seconds=i),
-                 "window_end": start + dt.timedelta(seconds=i + 1), "open": Decimal(1), "high": Decimal(2),
-                 "low": Decimal(1), "close": Decimal(2), "volume": Decimal(1), "quote_volume": Decimal(2),
-                 "vwap": 2.0, "trade_count": 1, "buy_volume": Decimal(1), "sell_volume": Decimal(0),
-                 "first_trade_id": i, "last_trade_id": i} for i in range(n)]
+        start = dt.datetime(2024, 8, 8, 23, 59, tzinfo=dt.UTC)
+        rows = [
+            {
+                "exchange": "binance",
+                "window_start": start + dt.timedelta(seconds=i),
+                "window_end": start + dt.timedelta(seconds=i + 1),
+                "open": Decimal(1),
+                "high": Decimal(2),
+                "low": Decimal(1),
+                "close": Decimal(2),
+                "volume": Decimal(1),
+                "quote_volume": Decimal(2),
+                "vwap": 2.0,
+                "trade_count": 1,
+                "buy_volume": Decimal(1),
+                "sell_volume": Decimal(0),
+                "first_trade_id": i,
+                "last_trade_id": i,
+            }
+            for i in range(n)
+        ]
         pq.write_table(pa.Table.from_pylist(rows, schema=schema), part / "f.parquet")
-        _log(table_dir, str(len(os.listdir(table_dir / "_spark_metadata")) if (table_dir / "_spark_metadata").exists()
-                            else 0), [f"file://{part}/f.parquet"])
+        _log(
+            table_dir,
+            str(len(os.listdir(table_dir / "_spark_metadata")) if (table_dir / "_spark_metadata").exists() else 0),
+            [f"file://{part}/f.parquet"],
+        )
     monkeypatch.setenv("LAKE_PATH", str(tmp_path))
     at = AppTest.from_file(APP, default_timeout=30).run()
     assert not at.exception

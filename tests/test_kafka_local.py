@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
-from infra.kafka_local import LocalKafka
+from infra.kafka_local import LocalKafka, new_cluster_id
 from lake.settings import REPO_ROOT
 from tests.conftest import free_port
 
@@ -40,8 +40,10 @@ def test_up_is_idempotent_and_down_stops_only_its_broker(kafka: str, tmp_path: P
         admin.close()
         assert len(described["partitions"]) == 3
         assert configs["topic"]["crypto.trades"]["retention.ms"]["value"] == "86400000"
-    finally:
-        assert mine.stop(timeout=20) is True
+    except BaseException:
+        mine.stop(timeout=20)
+        raise
+    assert mine.stop(timeout=20) is True
     assert mine.running_pid() is None
     assert mine.stop() is False  # nothing of ours left to stop
     # The session broker, another process entirely, is untouched.
@@ -62,3 +64,8 @@ def test_cli_status_reports_not_running(tmp_path: Path) -> None:
         check=False,
     )
     assert out.returncode == 1 and "not running" in out.stdout
+
+
+def test_cluster_ids_never_look_like_options() -> None:
+    ids = [new_cluster_id() for _ in range(3000)]  # P(no leading '-' in 3000 naive draws) ~ 1e-21
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
