@@ -16,8 +16,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.captures import read_hftbacktest
-from ingest.normalize import binance_capture
+from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
+from ingest.normalize import binance_capture, coinbase_capture
 from ingest.producer import DeliveryFailed, Publisher
 from ingest.replay import pacing_time, replay
 from ingest.tape import read_tape, write_tape
@@ -42,9 +42,18 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     return 0
 
 
+# Capture format -> (frame reader, normalizer) for the venue those captures hold here.
+_FORMATS = {
+    "hftbacktest": (read_hftbacktest, binance_capture),  # Binance combined stream
+    "cryptofeed": (read_cryptofeed_raw, coinbase_capture),  # Coinbase Exchange feed
+    "cryptofeed-jsonl": (read_cryptofeed_jsonl, coinbase_capture),  # Coinbase Advanced Trade
+}
+
+
 def _cmd_normalize(args: argparse.Namespace) -> int:
+    read, normalize = _FORMATS[args.format]
     # Merge the captures by receipt time, as the frames reached the recorder.
-    streams = [binance_capture(read_hftbacktest(src)) for src in args.sources]
+    streams = [normalize(read(src)) for src in args.sources]
     merged = heapq.merge(*streams, key=pacing_time)
     count = write_tape(args.output, merged)
     print(f"wrote {count} trades to {args.output}")
@@ -65,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
 
     norm = sub.add_parser("normalize", help="turn raw captures into a normalized tape")
     norm.add_argument("sources", nargs="+", type=Path)
-    norm.add_argument("--format", choices=["hftbacktest"], default="hftbacktest")
+    norm.add_argument("--format", choices=sorted(_FORMATS), default="hftbacktest")
     norm.add_argument("-o", "--output", type=Path, required=True)
     norm.set_defaults(func=_cmd_normalize)
 
