@@ -6,7 +6,6 @@ import os
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,16 +50,6 @@ def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield broker.bootstrap
     finally:
         broker.stop(timeout=20)
-
-
-@pytest.fixture
-def topic(kafka: str) -> str:
-    from infra.kafka_local import LocalKafka
-
-    name = f"test.{uuid.uuid4().hex[:8]}"
-    host, port = kafka.split(":")
-    LocalKafka(Path("/nonexistent"), host, int(port)).ensure_topics([name], partitions=4)
-    return name
 
 
 def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
