@@ -1,7 +1,13 @@
-"""`python -m ingest`: publish trades to Kafka.
+"""`python -m ingest`: the trade ingestor.
 
-python -m ingest replay FILE [FILE ...] [--topic T] [--bootstrap-servers H:P] [--speed X]
+python -m ingest live   --exchange binance|coinbase --symbols BTCUSDT,ETHUSDT [--url WS] [--record DIR] [--backfill]
+python -m ingest record --exchange binance|coinbase --symbols BTC-USD [--out DIR]      (raw frames to disk only)
+python -m ingest replay FILE [FILE ...] [--format auto|tape|recording|hftbacktest|cryptofeed|cryptofeed-jsonl]
+                        [--speed X]
+python -m ingest synth  --rate N --symbols K (--count N | --duration S) [--speed X]
 python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
+
+Kafka and feed settings come from `lake.settings` (env, .env); flags override them.
 """
 
 from __future__ import annotations
@@ -10,81 +16,220 @@ import argparse
 import heapq
 import logging
 import sys
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
-from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
-from ingest.normalize import binance_capture, coinbase_capture
+from ingest import side_records
+from ingest.connection import RetriesExhausted
+from ingest.errors import BadMessage
+from ingest.frames import FORMATS, Frame, detect_format, frames_to_records, read_frames
+from ingest.live import run_feed, stop_on_signals
 from ingest.producer import DeliveryFailed, Publisher
 from ingest.replay import pacing_time, replay
+from ingest.synth import synth_trades
 from ingest.tape import read_tape, write_tape
+from ingest.venues import SubscriptionRejected
 from lake import logs
-from lake.settings import interval_ms, load
+from lake.settings import Settings, interval_ms, load
 
 log = logging.getLogger("ingest")
 
 
+def _settings(args: argparse.Namespace) -> Settings:
+    return load(
+        kafka_bootstrap_servers=getattr(args, "bootstrap_servers", None),
+        kafka_topic=getattr(args, "topic", None),
+        backfill=getattr(args, "backfill", None) or None,
+        coinbase_feed=getattr(args, "coinbase_feed", None),
+    )
+
+
+def _symbols(text: str) -> list[str]:
+    symbols = [s.strip() for s in text.split(",") if s.strip()]
+    if not symbols:
+        raise argparse.ArgumentTypeError("give at least one symbol")
+    return symbols
+
+
+def _cmd_live(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    counters = run_feed(
+        args.exchange, args.symbols, settings, stop, url=args.url, record_dir=args.record, duration_s=args.duration
+    )
+    print(f"{args.exchange}: {counters.trades} trades, {counters.dead_letters} dead letters, {counters.gaps} gaps")
+    return 0
+
+
+def _cmd_record(args: argparse.Namespace) -> int:
+    settings = _settings(args).with_overrides(
+        record_rotate_bytes=args.rotate_bytes, record_rotate_s=args.rotate_seconds
+    )
+    stop = threading.Event()
+    stop_on_signals(stop)
+    out = args.out or Path(settings.record_path)
+    counters = run_feed(
+        args.exchange,
+        args.symbols,
+        settings,
+        stop,
+        url=args.url,
+        publish=False,
+        record_dir=out,
+        duration_s=args.duration,
+    )
+    print(f"{args.exchange}: recorded {counters.frames} frames to {out}")
+    return 0
+
+
+def _records(files: list[Path], fmt: str, publisher: Publisher, settings: Settings) -> Iterator[dict[str, Any]]:
+    for path in files:
+        kind = detect_format(path) if fmt == "auto" else fmt
+        log.info("replaying path=%s format=%s", path, kind)
+        if kind == "tape":
+            yield from read_tape(path)
+            continue
+        source = f"replay:{path.name}"
+
+        def dead_letter(frame: Frame, exc: BadMessage, source: str = source) -> None:
+            record = side_records.dead_letter(source, exc.reason, exc.detail, frame[2], frame[0])
+            publisher.send(settings.kafka_dlq_topic, source.encode(), side_records.to_json(record))
+            log.warning("dead letter source=%s reason=%s raw=%.200s", source, exc.reason, frame[2])
+
+        yield from frames_to_records(read_frames(path, kind), dead_letter)
+
+
 def _cmd_replay(args: argparse.Namespace) -> int:
-    settings = load(kafka_bootstrap_servers=args.bootstrap_servers, kafka_topic=args.topic)
+    settings = _settings(args)
     missing = [f for f in args.files if not f.exists()]
     if missing:
         print(f"ingest: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
-    records: Iterator[dict[str, Any]] = (r for f in args.files for r in read_tape(f))
+    stop = threading.Event()
+    stop_on_signals(stop)
     # Heartbeat past the tape's end + watermark + one bar, so the job closes the last bars.
     closing = interval_ms(settings.stream_watermark) + 1000
     with Publisher(settings) as publisher:
-        stats = replay(records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing)
+        records = _records(args.files, args.format, publisher, settings)
+        stats = replay(
+            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
+        )
     print(f"replayed {stats.trades} trades and {stats.heartbeats} heartbeats to {settings.kafka_topic}")
     return 0
 
 
-# Capture format -> (frame reader, normalizer) for the venue those captures hold here.
-_FORMATS = {
-    "hftbacktest": (read_hftbacktest, binance_capture),  # Binance combined stream
-    "cryptofeed": (read_cryptofeed_raw, coinbase_capture),  # Coinbase Exchange feed
-    "cryptofeed-jsonl": (read_cryptofeed_jsonl, coinbase_capture),  # Coinbase Advanced Trade
-}
+def _cmd_synth(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if args.count is None and args.duration is None:
+        print("ingest synth: give --count or --duration", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    stop_on_signals(stop)
+    start_ms = int(time.time() * 1000)
+    records = synth_trades(
+        args.rate, args.symbols, start_ms=start_ms, count=args.count, duration_s=args.duration, seed=args.seed
+    )
+    closing = interval_ms(settings.stream_watermark) + 1000
+    with Publisher(settings) as publisher:
+        stats = replay(
+            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
+        )
+    print(f"published {stats.trades} synthetic trades to {settings.kafka_topic}")
+    return 0
 
 
 def _cmd_normalize(args: argparse.Namespace) -> int:
-    read, normalize = _FORMATS[args.format]
+    bad: list[tuple[Frame, BadMessage]] = []
+    streams = [
+        frames_to_records(read_frames(src, detect_format(src) if args.format == "auto" else args.format), _collect(bad))
+        for src in args.sources
+    ]
     # Merge the captures by receipt time, as the frames reached the recorder.
-    streams = [normalize(read(src)) for src in args.sources]
-    merged = heapq.merge(*streams, key=pacing_time)
-    count = write_tape(args.output, merged)
+    count = write_tape(args.output, heapq.merge(*streams, key=pacing_time))
     print(f"wrote {count} trades to {args.output}")
-    return 0
+    for (ts, exchange, text), exc in bad:
+        print(f"skipped bad {exchange} frame at {ts}: {exc.reason} {exc.detail} {text[:200]}", file=sys.stderr)
+    return 1 if bad else 0
+
+
+def _collect(bad: list[tuple[Frame, BadMessage]]) -> Callable[[Frame, BadMessage], None]:
+    return lambda frame, exc: bad.append((frame, exc))
+
+
+def _kafka_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--topic", help="trades topic (KAFKA_TOPIC)")
+    parser.add_argument("--bootstrap-servers", help="KAFKA_BOOTSTRAP_SERVERS")
+
+
+def _feed_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--exchange", choices=("binance", "coinbase"), required=True)
+    parser.add_argument("--symbols", type=_symbols, required=True, help="comma-separated, as the venue spells them")
+    parser.add_argument("--url", help="WebSocket URL (BINANCE_WS_URL / COINBASE_WS_URL)")
+    parser.add_argument("--coinbase-feed", choices=("matches", "market_trades"), help="COINBASE_FEED")
+    parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m ingest", description="Crypto trade ingestor.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    live = sub.add_parser("live", help="live trades from a venue's WebSocket to Kafka")
+    _feed_flags(live)
+    _kafka_flags(live)
+    live.add_argument("--record", type=Path, metavar="DIR", help="also record the raw frames here")
+    live.add_argument("--backfill", action="store_true", help="fetch detected gaps over REST (BACKFILL)")
+    live.set_defaults(func=_cmd_live)
+
+    rec = sub.add_parser("record", help="record a venue's raw frames to rotating gzip NDJSON files")
+    _feed_flags(rec)
+    rec.add_argument("--out", type=Path, help="directory (RECORD_PATH)")
+    rec.add_argument("--rotate-bytes", type=int, help="rotate after this many bytes (RECORD_ROTATE_BYTES)")
+    rec.add_argument("--rotate-seconds", type=float, help="rotate after this many seconds (RECORD_ROTATE_S)")
+    rec.set_defaults(func=_cmd_record)
+
+    rep = sub.add_parser("replay", help="publish tapes or raw recordings to Kafka")
+    rep.add_argument("files", nargs="+", type=Path)
+    rep.add_argument("--format", choices=("auto", *FORMATS), default="auto")
+    rep.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = real time, N = N x")
+    _kafka_flags(rep)
+    rep.set_defaults(func=_cmd_replay)
+
+    syn = sub.add_parser("synth", help="synthetic trades for load tests")
+    syn.add_argument("--rate", type=float, required=True, help="mean trades per second")
+    syn.add_argument("--symbols", type=int, required=True, help="number of instruments")
+    syn.add_argument("--count", type=int, help="stop after this many trades")
+    syn.add_argument("--duration", type=float, help="stop after this many seconds of trades")
+    syn.add_argument("--speed", type=float, default=1.0, help="1 = at --rate in real time, 0 = as fast as possible")
+    syn.add_argument("--seed", type=int, default=7)
+    _kafka_flags(syn)
+    syn.set_defaults(func=_cmd_synth)
+
+    norm = sub.add_parser("normalize", help="turn raw captures into a normalized tape")
+    norm.add_argument("sources", nargs="+", type=Path)
+    norm.add_argument("--format", choices=("auto", *FORMATS[1:]), default="auto")
+    norm.add_argument("-o", "--output", type=Path, required=True)
+    norm.set_defaults(func=_cmd_normalize)
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
-    parser = argparse.ArgumentParser(prog="python -m ingest", description="Crypto trade ingestor.")
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    rep = sub.add_parser("replay", help="publish normalized tapes (NDJSON, .gz ok) to Kafka")
-    rep.add_argument("files", nargs="+", type=Path)
-    rep.add_argument("--topic")
-    rep.add_argument("--bootstrap-servers")
-    rep.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = real time, N = N x")
-    rep.set_defaults(func=_cmd_replay)
-
-    norm = sub.add_parser("normalize", help="turn raw captures into a normalized tape")
-    norm.add_argument("sources", nargs="+", type=Path)
-    norm.add_argument("--format", choices=sorted(_FORMATS), default="hftbacktest")
-    norm.add_argument("-o", "--output", type=Path, required=True)
-    norm.set_defaults(func=_cmd_normalize)
-
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
     except ValidationError as exc:
         print(f"ingest: bad settings:\n{exc}", file=sys.stderr)
         return 2
-    except DeliveryFailed as exc:
+    except (SubscriptionRejected, ValueError) as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 2
+    except (DeliveryFailed, RetriesExhausted) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1
 

@@ -40,3 +40,24 @@ def parse_trade(event: dict[str, Any], ingest_ts: int | None = None) -> Trade:
         is_buyer_maker=maker,
         ingest_ts=ingest_ts,
     )
+
+
+def parse_rest_trade(row: dict[str, Any], symbol: str, ingest_ts: int | None = None) -> Trade:
+    """One row of GET /api/v3/historicalTrades:
+
+    {"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",
+     "time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}
+    """
+    maker = row.get("isBuyerMaker")
+    if not isinstance(maker, bool):
+        raise BadMessage("bad_is_buyer_maker", repr(maker))
+    return Trade(
+        exchange=EXCHANGE,
+        symbol=symbol.upper(),
+        price=positive_decimal(row, "price", "price"),
+        quantity=positive_decimal(row, "qty", "quantity"),
+        timestamp=timestamp_ms(integer(row, "time", "timestamp")),
+        trade_id=integer(row, "id", "trade_id"),
+        is_buyer_maker=maker,
+        ingest_ts=ingest_ts,
+    )

@@ -95,3 +95,15 @@ def parse_market_trades(
             raise BadMessage("missing_trades")
         trades.extend(_trade(raw, ingest_ts, overrides) for raw in raw_trades if isinstance(raw, dict))
     return trades
+
+
+def parse_rest_trade(
+    row: dict[str, Any], product_id: str, ingest_ts: int | None = None, overrides: Mapping[str, str] | None = None
+) -> Trade:
+    """One row of the Exchange REST API's GET /products/{product_id}/trades:
+
+    {"time":"2014-11-07T22:19:28.578544Z","trade_id":74,"price":"10.00000000","size":"0.01000000","side":"buy"}
+
+    `side` is the maker's side here too.
+    """
+    return _trade({**row, "product_id": product_id}, ingest_ts, overrides)

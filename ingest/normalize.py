@@ -11,7 +11,7 @@ from ingest.errors import BadMessage
 from lake.trade import Trade
 
 
-def _json_object(text: str) -> dict[str, Any]:
+def json_object(text: str) -> dict[str, Any]:
     try:
         frame = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -23,7 +23,7 @@ def _json_object(text: str) -> dict[str, Any]:
 
 def binance_frame(text: str, ingest_ts: int | None) -> Trade | None:
     """A combined-stream frame: a Trade for `@trade`, None for other channels."""
-    frame = _json_object(text)
+    frame = json_object(text)
     stream = frame.get("stream")
     if not isinstance(stream, str) or not stream.endswith("@trade"):
         return None
@@ -41,7 +41,7 @@ def binance_capture(frames: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any
 
 
 # Coinbase frames that carry no trade and need no action here.
-_COINBASE_NON_TRADE_TYPES = {
+COINBASE_NON_TRADE_TYPES = {
     "subscriptions",
     "heartbeat",
     "l2update",
@@ -53,7 +53,7 @@ _COINBASE_NON_TRADE_TYPES = {
     "change",
     "activate",
 }
-_COINBASE_NON_TRADE_CHANNELS = {
+COINBASE_NON_TRADE_CHANNELS = {
     "subscriptions",
     "heartbeats",
     "l2_data",
@@ -67,18 +67,18 @@ _COINBASE_NON_TRADE_CHANNELS = {
 
 def coinbase_frame(text: str, ingest_ts: int | None) -> list[Trade]:
     """Trades in one Coinbase frame, from either feed; [] for frames that carry none."""
-    frame = _json_object(text)
+    frame = json_object(text)
     if "channel" in frame:  # Advanced Trade
         channel = frame["channel"]
         if channel == "market_trades":
             return coinbase.parse_market_trades(frame, ingest_ts)
-        if channel in _COINBASE_NON_TRADE_CHANNELS:
+        if channel in COINBASE_NON_TRADE_CHANNELS:
             return []
         raise BadMessage("unknown_channel", repr(channel))
     kind = frame.get("type")
     if kind in ("match", "last_match"):
         return [coinbase.parse_match(frame, ingest_ts)]
-    if kind in _COINBASE_NON_TRADE_TYPES:
+    if kind in COINBASE_NON_TRADE_TYPES:
         return []
     if kind == "error":
         raise BadMessage("exchange_error", str(frame.get("message")))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ def replay(
     total: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    stop: threading.Event | None = None,
 ) -> ReplayStats:
     """Publish each record keyed `exchange:symbol`, spaced as they arrived / speed.
 
@@ -54,12 +56,17 @@ def replay(
     start_wall: float | None = None
     start_tape = 0
     for record in tqdm(records, total=total, unit="trade", desc=f"replay -> {topic}", mininterval=1.0):
+        if stop is not None and stop.is_set():
+            log.info("replay stopped early after %d trades", stats.trades)
+            break
         if speed > 0:
             arrival = pacing_time(record)
             if start_wall is None:
                 start_wall, start_tape = clock(), arrival
             delay = start_wall + (arrival - start_tape) / 1000.0 / speed - clock()
-            if delay > 0:
+            if delay > 0 and stop is not None:
+                stop.wait(delay)  # a SIGTERM ends the wait at once
+            elif delay > 0:
                 sleep(delay)
         exchange = str(record.get("exchange"))
         key = f"{exchange}:{record.get('symbol')}".encode()

@@ -98,10 +98,51 @@ REJECTS: tuple[Column, ...] = (
     Column("date", "date", False, "partition column: UTC date of kafka_timestamp"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS}
+# Feed events on `crypto.feed_events`, landed as lake/feed_events: what the
+# ingestor knows it missed (gaps, disconnects) and how healthy each venue was.
+FEED_EVENT_GAP = "gap"  # trade ids from_trade_id..to_trade_id never received
+FEED_EVENT_SEQUENCE_GAP = "sequence_gap"  # feed sequence numbers skipped (ids in from/to_trade_id)
+FEED_EVENT_DISCONNECT = "disconnect"  # no data between from_ts and to_ts
+FEED_EVENT_BACKFILL = "backfill"  # trades from_trade_id..to_trade_id fetched over REST
+FEED_EVENT_HEALTH = "health"  # one per venue every health interval
+FEED_EVENT: tuple[Column, ...] = (
+    Column("v", "int64", doc="schema version"),
+    Column("kind", "string", False, "gap | sequence_gap | disconnect | backfill | health"),
+    Column("exchange", "string", False),
+    Column("symbol", "string", True, "null for venue-wide records (health)"),
+    Column("from_trade_id", "int64", True, "first missing id (gap), last id before (disconnect)"),
+    Column("to_trade_id", "int64", True, "last missing id (gap), first id after (disconnect)"),
+    Column("from_ts", "int64", True, "epoch ms: start of the window without data"),
+    Column("to_ts", "int64", True, "epoch ms: end of the window without data"),
+    Column("count", "int64", True, "ids missing (gap), trades fetched (backfill)"),
+    Column("lag_p50_ms", "double", True, "health: exchange time -> receipt, median"),
+    Column("lag_p99_ms", "double", True, "health: exchange time -> receipt, 99th percentile"),
+    Column("msgs_per_s", "double", True, "health: frames received per second"),
+    Column("reconnects", "int64", True, "health: reconnects since start"),
+    Column("detail", "string", True),
+    Column("ingest_ts", "int64", False, "when the ingestor emitted it, epoch ms"),
+)
+FEED_EVENTS_TABLE: tuple[Column, ...] = (
+    *FEED_EVENT,
+    Column("event_time", "timestamp", False, "ingest_ts as a UTC timestamp"),
+    Column("date", "date", False, "partition column: UTC date of ingest_ts"),
+)
+
+# The dead-letter topic `crypto.trades.dlq`: frames the ingestor could not turn into trades.
+DEAD_LETTER: tuple[Column, ...] = (
+    Column("v", "int64", doc="schema version"),
+    Column("source", "string", False, "where the frame came from, e.g. binance:ws, coinbase:rest, replay:FILE"),
+    Column("reason", "string", False, "short stable label, e.g. malformed_json, nonpositive_price"),
+    Column("detail", "string", True),
+    Column("raw", "string", False, "the frame as received"),
+    Column("ingest_ts", "int64", True, "receipt time, epoch ms"),
+)
+
+TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlc": ("symbol", "date"),
     "rejects": ("date",),
+    "feed_events": ("date",),
 }
 
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")

@@ -8,7 +8,7 @@ flags override those through `Settings.with_overrides`.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -40,6 +40,31 @@ class Settings(BaseSettings):
     # Local broker started by `make kafka-up` and the tests
     kafka_home: str = ".kafka"
 
+    # Live feeds (`python -m ingest live`). Empty URL = the venue's public endpoint.
+    binance_ws_url: str = "wss://stream.binance.com:9443/stream"
+    binance_rest_url: str = "https://api.binance.com"
+    coinbase_feed: Literal["matches", "market_trades"] = "matches"
+    coinbase_ws_url: str = ""  # default: the Exchange feed, or Advanced Trade for market_trades
+    coinbase_rest_url: str = "https://api.exchange.coinbase.com"
+    # Exchange symbol -> canonical symbol, e.g. {"BTC-USD": "BTCUSD"} (JSON in env).
+    symbol_map: dict[str, str] = Field(default_factory=dict)
+    ws_silence_timeout_s: float = Field(default=30.0, gt=0)  # watchdog: reconnect after this much silence
+    ws_subscribe_timeout_s: float = Field(default=10.0, gt=0)
+    ws_backoff_initial_s: float = Field(default=0.5, gt=0)
+    ws_backoff_max_s: float = Field(default=60.0, gt=0)
+    ws_max_connection_age_s: float = Field(default=23.5 * 3600, gt=0)  # Binance closes at 24 h
+    ws_max_retries: int | None = Field(default=None, ge=0)  # None = retry forever
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    health_interval_s: float = Field(default=10.0, gt=0)
+    status_interval_s: float = Field(default=10.0, gt=0)
+    backfill: bool = False  # fetch a detected trade-id gap over REST
+    dedup_max_open_gaps: int = Field(default=1000, ge=1)  # per symbol; bounds the dedup memory
+
+    # Raw recordings (`python -m ingest record`)
+    record_path: str = "recordings"
+    record_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    record_rotate_s: float = Field(default=3600.0, gt=0)
+
     @field_validator("stream_watermark", "stream_trigger")
     @classmethod
     def _interval(cls, value: str) -> str:
@@ -54,6 +79,14 @@ class Settings(BaseSettings):
         """A copy with the given fields replaced; None means 'not given'."""
         given = {k: v for k, v in overrides.items() if v is not None}
         return type(self).model_validate({**self.model_dump(), **given})
+
+    @property
+    def coinbase_url(self) -> str:
+        if self.coinbase_ws_url:
+            return self.coinbase_ws_url
+        if self.coinbase_feed == "market_trades":
+            return "wss://advanced-trade-ws.coinbase.com"
+        return "wss://ws-feed.exchange.coinbase.com"
 
     @property
     def bootstrap_host_port(self) -> tuple[str, int]:
