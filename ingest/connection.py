@@ -126,7 +126,7 @@ class FeedConnection:
         ws.settimeout(_TICK_S)
         while self.monotonic() < deadline:
             text = self._receive(ws)
-            if text is None:
+            if not text:
                 if self.stop.is_set():
                     raise _Disconnect("stopped")
                 continue
@@ -142,6 +142,8 @@ class FeedConnection:
             now = self.monotonic()
             if text is not None:
                 last_frame = now
+                self.pipeline.on_alive(self.wall_ms())
+            if text:
                 self.pipeline.on_frame(text, self.wall_ms())
             self.pipeline.tick()
             if now - last_frame > self.settings.ws_silence_timeout_s:
@@ -151,13 +153,15 @@ class FeedConnection:
         return "stopped"
 
     def _receive(self, ws: websocket.WebSocket) -> str | None:
-        """The next text frame, or None when the read timed out."""
+        """The next text frame; "" for a ping or pong (life, no data); None when the read timed out."""
         try:
-            opcode, data = ws.recv_data()
+            opcode, data = ws.recv_data(control_frame=True)  # pings are answered inside
         except websocket.WebSocketTimeoutException:
             return None
         if opcode == websocket.ABNF.OPCODE_CLOSE:
             raise _Disconnect("closed by the server")
+        if opcode in (websocket.ABNF.OPCODE_PING, websocket.ABNF.OPCODE_PONG):
+            return ""  # alive, nothing to decode
         if isinstance(data, bytes):
             return data.decode("utf-8", errors="replace")
         return str(data)

@@ -88,6 +88,7 @@ class FeedPipeline:
         self._down_since: int | None = None
         self._down_reason = ""
         self._last_frame_ms: int | None = None
+        self._last_alive_ms: int | None = None
         self._clock_offset: int | None = None  # exchange time - receipt time, latest frame
         self._last_heartbeat_ts = 0
         self._next_heartbeat = 0.0
@@ -126,11 +127,15 @@ class FeedPipeline:
 
     # frames -----------------------------------------------------------------
 
+    def on_alive(self, now: int) -> None:
+        """Any frame, a ping included: the venue is there, even if its market is quiet."""
+        self._last_alive_ms = now
+
     def on_frame(self, text: str, ingest_ts: int) -> Decoded | None:
         """Handle one received frame; the Decoded frame, or None for a dead letter."""
         self.counters.frames += 1
         self._health_frames += 1
-        self._last_frame_ms = ingest_ts
+        self._last_frame_ms = self._last_alive_ms = ingest_ts
         if self.recorder is not None:
             self.recorder.write(self.exchange, ingest_ts, text)
         try:
@@ -250,11 +255,10 @@ class FeedPipeline:
         return now + self._clock_offset
 
     def _heartbeat(self, now: int) -> None:
-        # Only while data flows: a heartbeat during an outage would close bars that
-        # a reconnect or a backfill may still fill.
-        fresh = (
-            self._last_frame_ms is not None and now - self._last_frame_ms <= self.settings.ws_silence_timeout_s * 1000
-        )
+        # Only while the venue is there (a quiet market's pings count): a heartbeat during
+        # an outage would close bars that a reconnect or a backfill may still fill.
+        alive = self._last_alive_ms
+        fresh = alive is not None and now - alive <= self.settings.ws_silence_timeout_s * 1000
         estimate = self.exchange_now(now)
         if not (self._connected and fresh) or estimate is None:
             return

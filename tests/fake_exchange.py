@@ -14,7 +14,8 @@ connections, as the market goes on while a client is away:
     ("silence",)     send nothing more (no close), until the client goes away
     ("reject",)      answer the subscribe with the venue's error message
 
-After its plan, a connection sends whatever frames are left and then stays open.
+After its plan, a connection sends whatever frames are left and then stays open, with a
+ping every 0.3 s ("silence" sends no pings: a dead peer).
 It also serves the venues' REST trade history for backfill, from the same frames.
 """
 
@@ -109,9 +110,10 @@ class FakeExchange:
                 if not self._step(ws, step):
                     return
             self._send_frames(ws, len(self.frames) - self.cursor)
-            while not self._stop.is_set():  # stay open; the client decides
+            while not self._stop.is_set():  # stay open, pinging as Binance does; the client decides
+                ws.ping()
                 try:
-                    ws.recv(timeout=0.2)
+                    ws.recv(timeout=0.3)
                 except TimeoutError:
                     continue
         except ConnectionClosed:

@@ -177,3 +177,15 @@ def test_health_records_report_lag_percentiles_and_message_rate() -> None:
     assert health["lag_p50_ms"] == 40.0 and health["lag_p99_ms"] == 40.0
     assert health["msgs_per_s"] == 50.0  # 100 frames in 2 s
     assert percentile([1, 2, 3, 4], 0.5) == 2.0 and percentile([], 0.5) is None
+
+
+def test_a_quiet_market_keeps_its_heartbeats_while_the_venue_pings() -> None:
+    pipeline, sink, clock = _pipeline(Binance("ws://x"), ["BTCUSDT"])
+    pipeline.on_connected()
+    pipeline.on_frame(binance_trade_frames(1)[0], clock.now)
+    for _ in range(3):  # 3 x 20 s without trades, a ping each time
+        clock.now += 20_000
+        pipeline.on_alive(clock.now)
+        pipeline.tick()
+    beats = [v["timestamp"] for v in sink.on("t") if v["type"] == "heartbeat"]
+    assert len(beats) == 3 and beats == sorted(beats) and beats[-1] - beats[0] == 40_000
