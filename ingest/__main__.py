@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from kafka.errors import KafkaError
 from pydantic import ValidationError
 
 from ingest import side_records
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except (DeliveryFailed, RetriesExhausted) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
+        return 1
+    except KafkaError as exc:
+        print(f"ingest: Kafka: {exc} (is the broker up? `make kafka-up`)", file=sys.stderr)
         return 1
 
 

@@ -35,6 +35,7 @@ class Publisher:
             "max_in_flight_requests_per_connection": 5,
             "delivery_timeout_ms": 120_000,
             "client_id": "crypto-lakehouse-ingest",
+            "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
         }
         config.update(overrides)
         self._producer = KafkaProducer(**config)
@@ -43,6 +44,10 @@ class Publisher:
         self.delivered = 0
         self.failed = 0
         self._first_error: BaseException | None = None
+
+    def warm_up(self, topic: str) -> None:
+        """Fetch the topic's metadata now, so the first send does not block on it (paced replays)."""
+        self._producer.partitions_for(topic)
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         future = self._producer.send(topic, key=key, value=value)

@@ -53,6 +53,8 @@ def replay(
     if speed < 0:
         raise ValueError("speed must be >= 0")
     stats = ReplayStats()
+    if speed > 0:
+        publisher.warm_up(topic)
     start_wall: float | None = None
     start_tape = 0
     for record in tqdm(records, total=total, unit="trade", desc=f"replay -> {topic}", mininterval=1.0):

@@ -51,8 +51,10 @@ def synth_trades(
     burst = False
     regime_end = rng.expovariate(1 / mean_spell[0])
     produced = 0
-    while (count is None or produced < count) and (duration_s is None or t < duration_s):
+    while count is None or produced < count:
         t += rng.expovariate(rates[burst])
+        if duration_s is not None and t >= duration_s:
+            break
         while t >= regime_end:
             burst = not burst
             regime_end += rng.expovariate(1 / mean_spell[burst])

@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     kafka_feed_events_topic: str = "crypto.feed_events"
     kafka_partitions: int = Field(default=4, ge=1)
     kafka_retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
+    kafka_bootstrap_timeout_ms: int = Field(default=30_000, ge=100)  # producer: give up reaching the broker
 
     # Lake and Spark checkpoints: local paths or any Hadoop URI (s3a://...)
     lake_path: str = "lake"

@@ -22,7 +22,14 @@ def binance_rest(frames: list[str]) -> list[RestTrade]:
     rows = []
     for text in frames:
         d = json.loads(text)["data"]
-        row = {"id": d["t"], "price": d["p"], "qty": d["q"], "time": d["T"], "isBuyerMaker": d["m"], "isBestMatch": True}
+        row = {
+            "id": d["t"],
+            "price": d["p"],
+            "qty": d["q"],
+            "time": d["T"],
+            "isBuyerMaker": d["m"],
+            "isBestMatch": True,
+        }
         rows.append(RestTrade(d["s"], row, d["t"]))
     return rows
 

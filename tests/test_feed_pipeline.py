@@ -72,7 +72,12 @@ def test_bad_frames_become_dead_letters_with_their_reason(raw: str, reason: str)
     assert pipeline.on_frame(raw, clock.now) is None
     [letter] = sink.on("dlq")
     assert set(letter) == set(column_names(DEAD_LETTER))
-    assert (letter["reason"], letter["raw"], letter["source"], letter["ingest_ts"]) == (reason, raw, "binance:ws", clock.now)
+    assert (letter["reason"], letter["raw"], letter["source"], letter["ingest_ts"]) == (
+        reason,
+        raw,
+        "binance:ws",
+        clock.now,
+    )
     assert sink.on("t") == [] and pipeline.counters.dead_letters == 1
 
 
@@ -97,7 +102,11 @@ def test_skipped_frames_are_reported_as_gaps_with_the_missing_range() -> None:
     [gap] = sink.on("fe")
     assert set(gap) == set(column_names(FEED_EVENT))
     assert (gap["kind"], gap["symbol"], gap["from_trade_id"], gap["to_trade_id"], gap["count"]) == (
-        "gap", "BTCUSDT", missing[0]["t"], missing[-1]["t"], 10,
+        "gap",
+        "BTCUSDT",
+        missing[0]["t"],
+        missing[-1]["t"],
+        10,
     )
     assert gap["from_ts"] == json.loads(frames[49])["data"]["T"] and gap["to_ts"] == json.loads(frames[60])["data"]["T"]
 
@@ -108,8 +117,13 @@ def test_coinbase_heartbeat_last_trade_id_reveals_trades_never_received() -> Non
     for text in matches[:5]:
         pipeline.on_frame(text, clock.now)
     last = json.loads(matches[4])["trade_id"]
-    beat = {"type": "heartbeat", "sequence": 1, "last_trade_id": last + 3, "product_id": "SKL-USD",
-            "time": "2021-04-17T16:43:40.000000Z"}
+    beat = {
+        "type": "heartbeat",
+        "sequence": 1,
+        "last_trade_id": last + 3,
+        "product_id": "SKL-USD",
+        "time": "2021-04-17T16:43:40.000000Z",
+    }
     pipeline.on_frame(json.dumps(beat), clock.now)
     [gap] = sink.on("fe")
     assert (gap["symbol"], gap["from_trade_id"], gap["to_trade_id"]) == ("SKL-USD".replace("-", ""), last + 1, last + 3)
@@ -163,7 +177,12 @@ def test_heartbeats_follow_the_exchange_clock_only_while_data_flows() -> None:
     assert len([v for v in sink.on("t") if v["type"] == "heartbeat"]) == 1  # none while down
     pipeline.on_connected()
     [down] = [e for e in sink.on("fe") if e["kind"] == "disconnect"]
-    assert (down["symbol"], down["from_ts"], down["to_ts"], down["detail"]) == ("BTCUSDT", clock.now - 6500, clock.now, "test")
+    assert (down["symbol"], down["from_ts"], down["to_ts"], down["detail"]) == (
+        "BTCUSDT",
+        clock.now - 6500,
+        clock.now,
+        "test",
+    )
 
 
 def test_health_records_report_lag_percentiles_and_message_rate() -> None:

@@ -43,14 +43,22 @@ FAST = {
 }
 BAD = [
     ("{not json", "malformed_json"),
-    ('{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1723161255342,"m":true}}',
-     "nonpositive_price"),
-    ('{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":2,"q":"1","T":1723161255342,"m":true}}',
-     "missing_price"),
-    ('{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":3,"p":"1","q":"x","T":1723161255342,"m":true}}',
-     "bad_quantity"),
-    ('{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":4,"p":"1","q":"1","T":17,"m":true}}',
-     "absurd_timestamp"),
+    (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":1,"p":"-1","q":"1","T":1723161255342,"m":true}}',
+        "nonpositive_price",
+    ),
+    (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":2,"q":"1","T":1723161255342,"m":true}}',
+        "missing_price",
+    ),
+    (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":3,"p":"1","q":"x","T":1723161255342,"m":true}}',
+        "bad_quantity",
+    ),
+    (
+        '{"stream":"btcusdt@trade","data":{"e":"trade","s":"BTCUSDT","t":4,"p":"1","q":"1","T":17,"m":true}}',
+        "absurd_timestamp",
+    ),
     ('{"something":"else"}', "unknown_message_type"),
 ]
 
@@ -212,8 +220,11 @@ def test_coinbase_matches_reconnect_and_backfill_over_rest(
         skipped
     )
     assert counters.backfilled == len(skipped) > 0
-    assert all(s == {"type": "subscribe", "product_ids": products, "channels": ["matches", "heartbeat"]}
-               for conn in fake.subscriptions for s in conn)
+    assert all(
+        s == {"type": "subscribe", "product_ids": products, "channels": ["matches", "heartbeat"]}
+        for conn in fake.subscriptions
+        for s in conn
+    )
 
 
 def test_coinbase_advanced_trade_sequence_and_id_gaps(kafka: str, tmp_path: Path, exchange: list[FakeExchange]) -> None:
