@@ -1,7 +1,7 @@
-"""Kafka trades -> 1-second OHLCV bars and rejects in the Parquet lake.
+"""Kafka trades -> 1-second OHLCV bars; feed events -> feed_events; what fails either -> rejects.
 
     SPARK_CONF_DIR=$PWD spark-submit jobs/stream_ohlc.py \
-        [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades] \
+        [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades] [--feed-events-topic crypto.feed_events] \
         [--lake lake] [--checkpoints checkpoints] \
         [--trigger available-now|"5 seconds"] [--watermark "5 seconds"]
 
@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from jobs.bars import one_second_bars, unique_trades
+from jobs.feed_events import accepted_feed_events, parse_feed_events
 from jobs.progress import LoggingProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, rejected
@@ -36,6 +37,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="stream_ohlc", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers")
     parser.add_argument("--topic", dest="kafka_topic")
+    parser.add_argument("--feed-events-topic", dest="kafka_feed_events_topic")
     parser.add_argument("--lake", dest="lake_path")
     parser.add_argument("--checkpoints", dest="checkpoint_path")
     parser.add_argument("--trigger", dest="stream_trigger", help='"available-now" or an interval, e.g. "5 seconds"')
@@ -45,11 +47,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def kafka_source(spark: SparkSession, settings: Settings) -> DataFrame:
+def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
         .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
-        .option("subscribe", settings.kafka_topic)
+        .option("subscribe", topic)
         .option("startingOffsets", settings.stream_starting_offsets)
     )
     if settings.stream_max_offsets_per_trigger:
@@ -75,12 +77,14 @@ def _sink(frame: DataFrame, table: str, settings: Settings) -> DataStreamWriter:
 
 
 def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    events = parse(kafka_source(spark, settings))
+    events = parse(kafka_source(spark, settings, settings.kafka_topic))
     trades = accepted(events).withWatermark("event_time", settings.stream_watermark)
     bars = one_second_bars(unique_trades(trades))
+    feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
     return [
         _sink(bars, "ohlc", settings).start(),
-        _sink(rejected(events), "rejects", settings).start(),
+        _sink(rejected(events).unionByName(rejected(feed)), "rejects", settings).start(),
+        _sink(accepted_feed_events(feed), "feed_events", settings).start(),
     ]
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 
 import lake
+from ingest import side_records
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
 from tests.conftest import run_job
@@ -33,6 +34,15 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("absurd_timestamp", {"timestamp": 99}),
     ("unknown_type", {"type": "quote"}),
     ("unsupported_version", {"v": 99}),
+]
+
+
+# What the ingestor publishes on crypto.feed_events (see tests/test_live_ingest.py for where they come from).
+FEED_EVENTS = [
+    side_records.gap("binance", "BTCUSDT", 3735683300, 3735683310, 1723161290000, 1723161291000, 1723161295000),
+    side_records.disconnect("binance", "BTCUSDT", 3735683310, 1723161291000, 1723161296000, "closed", 1723161296000),
+    side_records.health("binance", 40.0, 120.5, 35.2, 1, 1723161297000),
+    side_records.backfill("binance", "BTCUSDT", 3735683300, 3735683310, 11, "complete", 1723161298000),
 ]
 
 
@@ -54,9 +64,10 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     from infra.kafka_local import LocalKafka
 
     work = tmp_path_factory.mktemp("pipeline")
-    topic = "test.pipeline"
+    topic, feed_topic = "test.pipeline", "test.pipeline.feed_events"
     host, port = kafka.split(":")
     LocalKafka(work, host, int(port)).ensure_topics([topic], partitions=4)
+    LocalKafka(work, host, int(port)).ensure_topics([feed_topic], partitions=1)
     tape, n_invalid = _messy_tape(list(read_tape(SAMPLE)))
     good = work / "tape.ndjson"
     write_tape(good, tape)
@@ -85,6 +96,9 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
 
     producer = KafkaProducer(bootstrap_servers=kafka)
     producer.send(topic, key=b"binance:BTCUSDT", value=b"{not json").get(timeout=30)
+    for event in FEED_EVENTS:
+        producer.send(feed_topic, key=b"binance:BTCUSDT", value=side_records.to_json(event)).get(timeout=30)
+    producer.send(feed_topic, value=b'{"v":1,"kind":"rumour","exchange":"binance","ingest_ts":1723161300000}').get(30)
     producer.close()
 
     job = run_job(
@@ -92,6 +106,8 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
         kafka,
         "--topic",
         topic,
+        "--feed-events-topic",
+        feed_topic,
         "--lake",
         str(work / "lake"),
         "--checkpoints",
@@ -126,10 +142,18 @@ def test_lake_bars_equal_pandas_reference(pipeline: dict[str, Any]) -> None:
 def test_invalid_records_land_in_rejects_with_reasons(pipeline: dict[str, Any]) -> None:
     con = lake.connect(pipeline["lake"])
     reasons = dict(con.sql("SELECT reason, count(*) FROM rejects GROUP BY reason").fetchall())
-    expected = {reason: 1 for reason, _ in INVALID} | {"malformed_json": 1}
+    expected = {reason: 1 for reason, _ in INVALID} | {"malformed_json": 1, "unknown_kind": 1}
     assert reasons == expected
     raw = con.sql("SELECT raw FROM rejects WHERE reason = 'price_precision'").fetchall()[0][0]
     assert json.loads(raw)["price"] == "61837.123456789"
+
+
+def test_feed_events_land_in_the_lake(pipeline: dict[str, Any]) -> None:
+    con = lake.connect(pipeline["lake"])
+    result = con.sql("SELECT * EXCLUDE (event_time, date) FROM feed_events ORDER BY ingest_ts, kind")
+    names = [d[0] for d in result.description]
+    assert [dict(zip(names, row, strict=True)) for row in result.fetchall()] == FEED_EVENTS
+    assert con.sql("SELECT DISTINCT date::VARCHAR FROM feed_events").fetchall() == [("2024-08-08",)]  # 23:54 UTC
 
 
 def test_lake_partitions_by_symbol_and_date(pipeline: dict[str, Any]) -> None:
