@@ -16,7 +16,7 @@ SAMPLE_TAPE := ingest/tapes/sample.ndjson.gz
 DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count) AS trades, \
                min(window_start) AS first_bar, max(window_start) AS last_bar FROM ohlc GROUP BY ALL ORDER BY ALL
 
-.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test check fmt clean
+.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test bench check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -59,6 +59,9 @@ dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
 
 test: deps ## run the test suite (unit + integration with real Kafka and Spark)
 	$(PY) -m pytest
+
+bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
+	$(PY) bench/ingest_throughput.py
 
 check: venv ## format check, lint and type check
 	$(VENV)/bin/ruff format --check .

@@ -79,7 +79,7 @@ def new_topic(bootstrap: str, work: Path) -> str:
 def bare(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:
     settings = load(kafka_bootstrap_servers=bootstrap)
     probe = Publisher(settings)  # the same producer settings as ours
-    config = {k: v for k, v in probe._producer.config.items() if k in _PRODUCER_KEYS}
+    config = dict(probe.config)
     probe.close()
     producer = KafkaProducer(**config)
     producer.partitions_for(topic)

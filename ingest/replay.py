@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -10,6 +9,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from tqdm import tqdm
 
 from ingest.producer import Publisher
@@ -72,7 +72,7 @@ def replay(
                 sleep(delay)
         exchange = str(record.get("exchange"))
         key = f"{exchange}:{record.get('symbol')}".encode()
-        publisher.send(topic, key, json.dumps(record, separators=(",", ":")).encode())
+        publisher.send(topic, key, orjson.dumps(record))
         if record.get("type", RECORD_TRADE) == RECORD_TRADE:
             stats.trades += 1
             ts = record.get("timestamp")
@@ -82,7 +82,7 @@ def replay(
     if closing_heartbeat_after_ms is not None:
         for exchange, last in stats.last_timestamp.items():
             beat = heartbeat(exchange, last + closing_heartbeat_after_ms)
-            publisher.send(topic, f"{exchange}:heartbeat".encode(), json.dumps(beat).encode())
+            publisher.send(topic, f"{exchange}:heartbeat".encode(), orjson.dumps(beat))
             stats.heartbeats += 1
     publisher.flush()
     log.info("replayed topic=%s trades=%d heartbeats=%d", topic, stats.trades, stats.heartbeats)

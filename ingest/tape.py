@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import gzip
-import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import IO, Any
+
+import orjson
 
 
 def open_text(path: Path, mode: str = "rt") -> IO[str]:
@@ -22,8 +23,8 @@ def read_tape(path: Path) -> Iterator[dict[str, Any]]:
             if not line.strip():
                 continue
             try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
+                record = orjson.loads(line)
+            except orjson.JSONDecodeError as exc:
                 raise ValueError(f"{path}:{number}: not JSON ({exc})") from None
             if not isinstance(record, dict):
                 raise ValueError(f"{path}:{number}: not a JSON object")
@@ -34,6 +35,6 @@ def write_tape(path: Path, records: Iterable[dict[str, Any]]) -> int:
     count = 0
     with open_text(path, "wt") as out:
         for record in records:
-            out.write(json.dumps(record, separators=(",", ":")) + "\n")
+            out.write(orjson.dumps(record).decode() + "\n")
             count += 1
     return count
