@@ -208,3 +208,13 @@ def test_a_quiet_market_keeps_its_heartbeats_while_the_venue_pings() -> None:
         pipeline.tick()
     beats = [v["timestamp"] for v in sink.on("t") if v["type"] == "heartbeat"]
     assert len(beats) == 3 and beats == sorted(beats) and beats[-1] - beats[0] == 40_000
+
+
+def test_the_symbol_map_renames_canonical_symbols() -> None:
+    venue = Binance("ws://x", {"BTCUSDT": "XBTUSDT"})
+    pipeline, sink, clock = _pipeline(venue, ["BTCUSDT"])
+    pipeline.on_frame(binance_trade_frames(1)[0], clock.now)
+    [(_topic, key, value)] = sink.records
+    assert (key, value["symbol"]) == ("binance:XBTUSDT", "XBTUSDT")
+    assert pipeline.exchange_symbols == {"XBTUSDT": "BTCUSDT"}  # REST backfill asks for the venue's name
+    assert CoinbaseExchange("ws://x", {"BTC-USD": "XBTUSD"}).canonical("BTC-USD") == "XBTUSD"

@@ -251,3 +251,18 @@ def test_retries_run_out_with_a_specific_error(tmp_path: Path) -> None:
     url = f"ws://127.0.0.1:{free_port()}/stream"  # nothing listens there
     with pytest.raises(RetriesExhausted, match="gave up after 2 retries"):
         run_feed("binance", ["BTCUSDT"], settings, threading.Event(), url=url, publish=False)
+
+
+def test_connections_are_renewed_before_the_venue_cuts_them(
+    kafka: str, tmp_path: Path, exchange: list[FakeExchange]
+) -> None:
+    """Binance closes a connection after 24 h; we renew first (here after 1 s) and lose nothing."""
+    frames = binance_trade_frames(600)
+    fake = _serve(exchange, "binance", frames, [[("send", 300), ("silence",)], []])
+    settings = fresh_topics(kafka, tmp_path, **{**FAST, "ws_max_connection_age_s": 1.0})
+    # The first connection sends 300 frames, then nothing; renewal (1 s) comes before the watchdog (2 s).
+    counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
+    trades, _beats, side = _published(settings)
+    assert _ids(trades) == Counter(trade_ids(frames, "binance"))
+    assert counters.reconnects >= 1
+    assert "connection age limit; renewing" in {e["detail"] for e in side if e.get("kind") == "disconnect"}
