@@ -46,7 +46,7 @@ def _get_json(url: str, timeout: float) -> Any:
         raise BackfillFailed(f"GET {url}: {exc}") from exc
 
 
-class BinanceRest:
+class _RestClient:
     def __init__(
         self,
         base_url: str,
@@ -59,6 +59,8 @@ class BinanceRest:
         self.timeout = timeout
         self.now_ms = now_ms
 
+
+class BinanceRest(_RestClient):
     def fetch(self, exchange_symbol: str, gap: Gap) -> list[Trade]:
         trades: list[Trade] = []
         next_id = gap.first
@@ -80,19 +82,7 @@ class BinanceRest:
         return _renamed(trades, self.symbol_map)
 
 
-class CoinbaseRest:
-    def __init__(
-        self,
-        base_url: str,
-        symbol_map: dict[str, str] | None = None,
-        timeout: float = 10.0,
-        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
-    ) -> None:
-        self.base_url = base_url.rstrip("/")
-        self.symbol_map = symbol_map or {}
-        self.timeout = timeout
-        self.now_ms = now_ms
-
+class CoinbaseRest(_RestClient):
     def fetch(self, exchange_symbol: str, gap: Gap) -> list[Trade]:
         trades: list[Trade] = []
         after = gap.last + 1

@@ -56,18 +56,30 @@ class Venue(Protocol):
     def decode(self, text: str, ingest_ts: int | None) -> Decoded: ...
 
 
-class Binance:
+class _Venue:
+    def __init__(self, base_url: str, symbol_map: Mapping[str, str] | None = None) -> None:
+        self.base_url = base_url
+        self.symbol_map = dict(symbol_map or {})
+
+    def url(self, symbols: list[str]) -> str:
+        return self.base_url
+
+
+class _Coinbase(_Venue):
+    exchange = coinbase.EXCHANGE
+
+    def canonical(self, symbol: str) -> str:
+        return coinbase.canonical_symbol(symbol, self.symbol_map)
+
+
+class Binance(_Venue):
     exchange = binance.EXCHANGE
     max_streams_per_message = 200
 
     def __init__(self, base_url: str, symbol_map: Mapping[str, str] | None = None) -> None:
-        self.base_url = base_url
-        self.symbol_map = dict(symbol_map or {})
+        super().__init__(base_url, symbol_map)
         self._next_id = 1
         self._pending: set[int] = set()
-
-    def url(self, symbols: list[str]) -> str:
-        return self.base_url
 
     def canonical(self, symbol: str) -> str:
         return self.symbol_map.get(symbol.upper(), symbol.upper())
@@ -107,20 +119,8 @@ class Binance:
         return Decoded(trades=[trade], exchange_ts=exchange_ts or trade.timestamp)
 
 
-class CoinbaseExchange:
+class CoinbaseExchange(_Coinbase):
     """The Exchange feed's `matches` channel, with `heartbeat` for last_trade_id and liveness."""
-
-    exchange = coinbase.EXCHANGE
-
-    def __init__(self, base_url: str, symbol_map: Mapping[str, str] | None = None) -> None:
-        self.base_url = base_url
-        self.symbol_map = dict(symbol_map or {})
-
-    def url(self, symbols: list[str]) -> str:
-        return self.base_url
-
-    def canonical(self, symbol: str) -> str:
-        return coinbase.canonical_symbol(symbol, self.symbol_map)
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         return [json.dumps({"type": "subscribe", "product_ids": symbols, "channels": ["matches", "heartbeat"]})]
@@ -147,20 +147,8 @@ class CoinbaseExchange:
         raise BadMessage("unknown_message_type", repr(kind))
 
 
-class CoinbaseAdvanced:
+class CoinbaseAdvanced(_Coinbase):
     """Advanced Trade `market_trades`, with `heartbeats` to keep the connection open."""
-
-    exchange = coinbase.EXCHANGE
-
-    def __init__(self, base_url: str, symbol_map: Mapping[str, str] | None = None) -> None:
-        self.base_url = base_url
-        self.symbol_map = dict(symbol_map or {})
-
-    def url(self, symbols: list[str]) -> str:
-        return self.base_url
-
-    def canonical(self, symbol: str) -> str:
-        return coinbase.canonical_symbol(symbol, self.symbol_map)
 
     def subscribe_messages(self, symbols: list[str]) -> list[str]:
         return [

@@ -9,6 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from jobs.trades import decode_json_values
 from lake.schema import (
     FEED_EVENT,
     FEED_EVENT_BACKFILL,
@@ -21,7 +22,6 @@ from lake.schema import (
     MIN_TIMESTAMP_MS,
     SCHEMA_VERSION,
     column_names,
-    to_spark,
 )
 
 KINDS = (FEED_EVENT_GAP, FEED_EVENT_SEQUENCE_GAP, FEED_EVENT_DISCONNECT, FEED_EVENT_BACKFILL, FEED_EVENT_HEALTH)
@@ -29,21 +29,7 @@ KINDS = (FEED_EVENT_GAP, FEED_EVENT_SEQUENCE_GAP, FEED_EVENT_DISCONNECT, FEED_EV
 
 def parse_feed_events(kafka_rows: DataFrame) -> DataFrame:
     """Kafka rows -> the feed-event columns, Kafka coordinates, raw value and a reject reason (null if valid)."""
-    raw = F.col("value").cast("string")
-    rows = (
-        kafka_rows.select(
-            raw.alias("raw"),
-            F.col("key").cast("string").alias("kafka_key"),
-            F.col("topic").alias("kafka_topic"),
-            F.col("partition").cast("long").alias("kafka_partition"),
-            F.col("offset").alias("kafka_offset"),
-            F.col("timestamp").alias("kafka_timestamp"),
-            F.from_json(raw, "map<string,string>").isNotNull().alias("_is_object"),
-            F.from_json(raw, to_spark(FEED_EVENT)).alias("e"),
-        )
-        .select("*", "e.*")
-        .drop("e")
-    )
+    rows = decode_json_values(kafka_rows, FEED_EVENT)
     ts = F.col("ingest_ts")
     reason = (
         F.when(F.col("raw").isNull(), F.lit("empty_value"))

@@ -16,6 +16,7 @@ from lake.schema import (
     WIRE_TRADE,
     to_spark,
 )
+from lake.schema import Column as SchemaColumn
 
 # Parse wide first, so that a value with too many digits is told apart from
 # one that is not a number at all; then compare with the lake's exact type.
@@ -34,16 +35,13 @@ def _decimal_reason(raw: Column, lake_type: str, name: str) -> Column:
     )
 
 
-def parse(kafka_rows: DataFrame) -> DataFrame:
-    """Kafka source rows -> wire columns, typed price/quantity, event_time, reason.
+def decode_json_values(kafka_rows: DataFrame, columns: tuple[SchemaColumn, ...]) -> DataFrame:
+    """Kafka rows -> `raw`, the Kafka coordinates, `_is_object` and one column per schema field.
 
-    `reason` is null for a record the job accepts (a valid trade or heartbeat).
-    The raw value and the Kafka coordinates are kept for the rejects table.
+    A value that is not a JSON object leaves every field null and `_is_object` false.
     """
     raw = F.col("value").cast("string")
-    record = F.from_json(raw, to_spark(WIRE_TRADE))
-    is_object = F.from_json(raw, "map<string,string>").isNotNull()
-    rows = (
+    return (
         kafka_rows.select(
             raw.alias("raw"),
             F.col("key").cast("string").alias("kafka_key"),
@@ -51,12 +49,21 @@ def parse(kafka_rows: DataFrame) -> DataFrame:
             F.col("partition").cast("long").alias("kafka_partition"),
             F.col("offset").alias("kafka_offset"),
             F.col("timestamp").alias("kafka_timestamp"),
-            is_object.alias("_is_object"),
-            record.alias("r"),
+            F.from_json(raw, "map<string,string>").isNotNull().alias("_is_object"),
+            F.from_json(raw, to_spark(columns)).alias("_record"),
         )
-        .select("*", "r.*")
-        .drop("r")
+        .select("*", "_record.*")
+        .drop("_record")
     )
+
+
+def parse(kafka_rows: DataFrame) -> DataFrame:
+    """Kafka source rows -> wire columns, typed price/quantity, event_time, reason.
+
+    `reason` is null for a record the job accepts (a valid trade or heartbeat).
+    The raw value and the Kafka coordinates are kept for the rejects table.
+    """
+    rows = decode_json_values(kafka_rows, WIRE_TRADE)
 
     ts = F.col("timestamp")
     trade_reason = (
