@@ -1,31 +1,78 @@
-"""A status line per micro-batch, so a running job shows what it is doing."""
+"""Each micro-batch's progress: a status line in the log and a JSON line in `<lake>/_progress/`.
+
+`lake/_progress/date=YYYY-MM-DD/<query>.ndjson`, one object per batch (`PROGRESS_FIELDS`), read
+by the dashboard, the benchmarks and `lake.connect()` (view `progress`). Only a local lake
+path gets these files; for a remote one (s3a://...) the log line is all there is.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+import threading
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
+from lake.schema import PROGRESS_FIELDS
+
 log = logging.getLogger("jobs.progress")
 
 
-class LoggingProgressListener(StreamingQueryListener):
+def progress_record(p: Any) -> dict[str, Any]:
+    """The fields of one StreamingQueryProgress that operators look at."""
+    operators = list(p.stateOperators or [])
+    record = {
+        "query": p.name,
+        "batch_id": p.batchId,
+        "timestamp": p.timestamp,
+        "input_rows": p.numInputRows,
+        "input_rows_per_s": p.inputRowsPerSecond or 0.0,
+        "processed_rows_per_s": p.processedRowsPerSecond or 0.0,
+        "batch_duration_ms": (p.durationMs or {}).get("triggerExecution"),
+        "watermark": (p.eventTime or {}).get("watermark"),
+        "state_rows": sum(op.numRowsTotal for op in operators),
+        "state_memory_bytes": sum(op.memoryUsedBytes for op in operators),
+        "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in operators),
+        "duplicates_dropped": sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators),
+        "sources": [
+            {"description": s.description, "end_offset": s.endOffset, "input_rows": s.numInputRows}
+            for s in (p.sources or [])
+        ],
+    }
+    assert set(record) == set(PROGRESS_FIELDS), "keep lake.schema.PROGRESS_FIELDS in step"
+    return record
+
+
+class ProgressListener(StreamingQueryListener):
+    def __init__(self, lake_path: str) -> None:
+        self.directory = None if "://" in lake_path else Path(lake_path) / "_progress"
+        self._lock = threading.Lock()
+
     def onQueryStarted(self, event: Any) -> None:
         log.info("query started name=%s id=%s", event.name, event.id)
 
     def onQueryProgress(self, event: Any) -> None:
-        p = event.progress
+        record = progress_record(event.progress)
         log.info(
-            "query=%s batch=%d input_rows=%d input_rps=%.0f processed_rps=%.0f watermark=%s state_rows=%s",
-            p.name,
-            p.batchId,
-            p.numInputRows,
-            p.inputRowsPerSecond or 0.0,
-            p.processedRowsPerSecond or 0.0,
-            p.eventTime.get("watermark", "-"),
-            sum(op.numRowsTotal for op in p.stateOperators) if p.stateOperators else 0,
+            "query=%s batch=%d input_rows=%d processed_rps=%.0f watermark=%s state_rows=%d late=%d dups=%d",
+            record["query"],
+            record["batch_id"],
+            record["input_rows"],
+            record["processed_rows_per_s"],
+            record["watermark"] or "-",
+            record["state_rows"],
+            record["rows_dropped_by_watermark"],
+            record["duplicates_dropped"],
         )
+        if self.directory is None:
+            return
+        folder = self.directory / f"date={record['timestamp'][:10]}"
+        with self._lock:
+            folder.mkdir(parents=True, exist_ok=True)
+            with (folder / f"{record['query']}.ndjson").open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record, separators=(",", ":")) + "\n")
 
     def onQueryIdle(self, event: Any) -> None:
         pass

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from pydantic import ValidationError
 from pyspark.errors import AnalysisException
@@ -23,11 +24,12 @@ from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from jobs.bars import one_second_bars, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
-from jobs.progress import LoggingProgressListener
+from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, rejected
+from jobs.volatility import bar_volatility
 from lake import logs
-from lake.schema import PARTITION_COLUMNS
+from lake.schema import OHLC, PARTITION_COLUMNS, to_spark
 from lake.settings import Settings, load
 
 log = logging.getLogger("jobs.stream_ohlc")
@@ -44,7 +46,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--watermark", dest="stream_watermark", help='e.g. "5 seconds"')
     parser.add_argument("--starting-offsets", dest="stream_starting_offsets", help="earliest | latest | JSON")
     parser.add_argument("--max-offsets-per-trigger", dest="stream_max_offsets_per_trigger", type=int)
+    parser.add_argument(
+        "--volatility-windows",
+        dest="stream_volatility_windows_s",
+        type=_windows,
+        help="trailing windows in seconds, e.g. 60,300",
+    )
     return parser.parse_args(argv)
+
+
+def _windows(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds like 60,300, got {text!r}") from None
 
 
 def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
@@ -76,7 +91,12 @@ def _sink(frame: DataFrame, table: str, settings: Settings) -> DataStreamWriter:
     return writer.trigger(processingTime=settings.stream_trigger)
 
 
+def _table_path(settings: Settings, table: str) -> str:
+    return f"{settings.lake_path.rstrip('/')}/{table}"
+
+
 def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
+    """The three queries over Kafka: bars, rejects and feed events."""
     events = parse(kafka_source(spark, settings, settings.kafka_topic))
     trades = accepted(events).withWatermark("event_time", settings.stream_watermark)
     bars = one_second_bars(unique_trades(trades))
@@ -88,9 +108,26 @@ def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuer
     ]
 
 
+def start_volatility(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    """The fourth query: lake/ohlc (committed files only) -> lake/volatility."""
+    ohlc = _table_path(settings, "ohlc")
+    if "://" not in ohlc:
+        Path(ohlc).mkdir(parents=True, exist_ok=True)  # the file source wants the folder to exist
+    bars = spark.readStream.schema(to_spark(OHLC)).option("basePath", ohlc).parquet(ohlc)
+    return _sink(bar_volatility(bars, settings.stream_volatility_windows_s), "volatility", settings).start()
+
+
+def _await(queries: list[StreamingQuery]) -> None:
+    for query in queries:
+        query.awaitTermination()
+    failed = [q for q in queries if q.exception() is not None]
+    if failed:
+        raise SystemExit(f"query {failed[0].name} failed: {failed[0].exception()}")
+
+
 def run(settings: Settings) -> None:
     spark = spark_session("stream_ohlc")
-    spark.streams.addListener(LoggingProgressListener())
+    spark.streams.addListener(ProgressListener(settings.lake_path))
     log.info(
         "starting topic=%s bootstrap=%s lake=%s checkpoints=%s trigger=%s watermark=%s",
         settings.kafka_topic,
@@ -100,25 +137,26 @@ def run(settings: Settings) -> None:
         settings.stream_trigger,
         settings.stream_watermark,
     )
+    queries: list[StreamingQuery] = []
     try:
         queries = start_queries(spark, settings)
+        if settings.stream_trigger == "available-now":
+            # The volatility query reads lake/ohlc: let the bars land first.
+            _await(queries)
+            queries.append(start_volatility(spark, settings))
+            _await(queries[-1:])
+        else:
+            queries.append(start_volatility(spark, settings))
+            spark.streams.awaitAnyTermination()
+            _await([q for q in queries if not q.isActive])
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc
         raise
-    try:
-        if settings.stream_trigger == "available-now":
-            for query in queries:
-                query.awaitTermination()
-        else:
-            spark.streams.awaitAnyTermination()
     finally:
         for query in queries:
             if query.isActive:
                 query.stop()
-    for query in queries:
-        if query.exception() is not None:
-            raise SystemExit(f"query {query.name} failed: {query.exception()}")
     log.info("all queries finished")
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import duckdb
 
 from lake.commit_log import committed_files
-from lake.schema import PARTITION_COLUMNS, TABLES, Column, duckdb_type
+from lake.schema import PARTITION_COLUMNS, PROGRESS_FIELDS, TABLES, Column, duckdb_type, volatility_columns
 from lake.settings import Settings
 
 
@@ -20,9 +20,16 @@ def _empty_select(columns: tuple[Column, ...]) -> str:
     return f"SELECT {cols} LIMIT 0"
 
 
-def view_sql(table: str, table_dir: Path) -> str:
+def table_columns(table: str, settings: Settings | None = None) -> tuple[Column, ...]:
+    """A table's columns; volatility's depend on the configured windows."""
+    if table == "volatility":
+        return volatility_columns((settings or Settings()).stream_volatility_windows_s)
+    return TABLES[table]
+
+
+def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
     """CREATE VIEW text for one table over its committed files, typed by `lake.schema`."""
-    columns = TABLES[table]
+    columns = columns or table_columns(table)
     files = committed_files(table_dir)
     if not files:
         return f"CREATE OR REPLACE VIEW {table} AS {_empty_select(columns)}"
@@ -33,12 +40,25 @@ def view_sql(table: str, table_dir: Path) -> str:
     cols = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
     return (
         f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} FROM read_parquet([{file_list}], "
-        f"hive_partitioning = true, hive_types = {{{hive_types}}})"
+        f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
+    )
+
+
+def progress_view_sql(lake: Path) -> str:
+    """The job's per-batch progress records (jobs/progress.py), or an empty view."""
+    files = sorted((lake / "_progress").glob("date=*/*.ndjson"))
+    if not files:
+        cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {name}" for name in PROGRESS_FIELDS)
+        return f"CREATE OR REPLACE VIEW progress AS SELECT {cols} LIMIT 0"
+    file_list = ", ".join(_sql_string(str(f)) for f in files)
+    return (
+        f"CREATE OR REPLACE VIEW progress AS SELECT * EXCLUDE (date) FROM read_json([{file_list}], "
+        "format = 'newline_delimited', hive_partitioning = true, union_by_name = true)"
     )
 
 
 def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per lake table (`ohlc`, `rejects`).
+    """An in-memory DuckDB connection with a view per lake table and `progress`.
 
     The views are a snapshot of what was committed when this was called;
     connect again to see newer batches. Timestamps are UTC TIMESTAMPTZ.
@@ -46,6 +66,8 @@ def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
     lake = Path(path if path is not None else Settings().lake_path)
     con = duckdb.connect(":memory:")
     con.execute("SET TimeZone = 'UTC'")
+    settings = Settings()
     for table in TABLES:
-        con.execute(view_sql(table, lake / table))
+        con.execute(view_sql(table, lake / table, table_columns(table, settings)))
+    con.execute(progress_view_sql(lake))
     return con

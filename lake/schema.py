@@ -138,11 +138,58 @@ DEAD_LETTER: tuple[Column, ...] = (
     Column("ingest_ts", "int64", True, "receipt time, epoch ms"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
+# lake/_progress/date=*/<query>.ndjson: one JSON object per micro-batch (jobs/progress.py).
+PROGRESS_FIELDS = (
+    "query",
+    "batch_id",
+    "timestamp",
+    "input_rows",
+    "input_rows_per_s",
+    "processed_rows_per_s",
+    "batch_duration_ms",
+    "watermark",
+    "state_rows",
+    "state_memory_bytes",
+    "rows_dropped_by_watermark",
+    "duplicates_dropped",
+    "sources",
+)
+
+
+def volatility_columns(windows_s: tuple[int, ...]) -> tuple[Column, ...]:
+    """lake/volatility: one row per bar, with trailing volatility for each configured window."""
+    per_window = []
+    for w in windows_s:
+        per_window += [
+            Column(f"volatility_{w}s", "double", True, f"sample stdev (ddof 1) of log returns in (t-{w}s, t]"),
+            Column(f"realized_vol_{w}s", "double", True, "sqrt(sum r^2) over the same bars"),
+            Column(f"returns_{w}s", "int64", False, "log returns in the window"),
+        ]
+    return (
+        Column("exchange", "string", False),
+        Column("symbol", "string", False, "partition column"),
+        Column("window_start", "timestamp", False, "the bar's second, t"),
+        Column("close", PRICE_TYPE, False),
+        Column("log_return", "double", True, "ln(close / previous bar's close); null for a key's first bar"),
+        *per_window,
+        Column("date", "date", False, "partition column: UTC date of window_start"),
+    )
+
+
+DEFAULT_VOLATILITY_WINDOWS_S = (60, 300)
+VOLATILITY = volatility_columns(DEFAULT_VOLATILITY_WINDOWS_S)
+
+TABLES: dict[str, tuple[Column, ...]] = {
+    "ohlc": OHLC,
+    "rejects": REJECTS,
+    "feed_events": FEED_EVENTS_TABLE,
+    "volatility": VOLATILITY,
+}
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlc": ("symbol", "date"),
     "rejects": ("date",),
     "feed_events": ("date",),
+    "volatility": ("symbol", "date"),
 }
 
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")

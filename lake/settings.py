@@ -13,6 +13,8 @@ from typing import Any, Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -37,6 +39,8 @@ class Settings(BaseSettings):
     stream_trigger: str = "5 seconds"  # or "available-now"
     stream_starting_offsets: str = "earliest"
     stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]).
+    stream_volatility_windows_s: tuple[int, ...] = DEFAULT_VOLATILITY_WINDOWS_S
 
     # Local broker started by `make kafka-up` and the tests
     kafka_home: str = ".kafka"
@@ -65,6 +69,13 @@ class Settings(BaseSettings):
     record_path: str = "recordings"
     record_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     record_rotate_s: float = Field(default=3600.0, gt=0)
+
+    @field_validator("stream_volatility_windows_s")
+    @classmethod
+    def _windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w <= 0 for w in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct positive window lengths in seconds, got {value!r}")
+        return tuple(sorted(value))
 
     @field_validator("stream_watermark", "stream_trigger")
     @classmethod

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 SCALE = Decimal("1e-8")
@@ -86,3 +87,27 @@ def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(out)
+
+
+def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.DataFrame:
+    """Log returns and trailing volatility from bars, with pandas' own time-based rolling windows.
+
+    A window of W seconds at bar t covers the key's bars in (t - W, t] (pandas' default
+    `closed="right"`); NaN returns (each key's first bar) are skipped by the rolling functions.
+    """
+    out = []
+    for (_exchange, _symbol), g in bars.groupby(["exchange", "symbol"], sort=True):
+        g = g.sort_values("window_start").set_index("window_start", drop=False)
+        close = g["close"].astype(float)
+        r = np.log(close / close.shift(1))
+        frame = pd.DataFrame(
+            {"exchange": g["exchange"], "symbol": g["symbol"], "window_start": g["window_start"], "log_return": r}
+        )
+        for w in windows_s:
+            rolling = r.rolling(f"{w}s")
+            frame[f"volatility_{w}s"] = rolling.std(ddof=1)
+            frame[f"realized_vol_{w}s"] = np.sqrt((r * r).rolling(f"{w}s", min_periods=1).sum())
+            frame[f"returns_{w}s"] = rolling.count().astype(int)
+            frame.loc[frame[f"returns_{w}s"] < 2, f"volatility_{w}s"] = np.nan
+        out.append(frame.reset_index(drop=True))
+    return pd.concat(out, ignore_index=True)

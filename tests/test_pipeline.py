@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -21,7 +22,7 @@ from ingest import side_records
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
 from tests.conftest import run_job
-from tests.reference import reference_bars, valid_trades
+from tests.reference import reference_bars, reference_volatility, valid_trades
 
 pytestmark = pytest.mark.integration
 
@@ -137,6 +138,28 @@ def test_lake_bars_equal_pandas_reference(pipeline: dict[str, Any]) -> None:
     assert actual["trade_count"].sum() == len(valid_trades(pipeline["tape"])) == 15_863
     assert (actual["window_end"] - actual["window_start"]).eq(pd.Timedelta(seconds=1)).all()
     assert set(actual["date"].astype(str)) == {"2024-08-08", "2024-08-09"}  # the tape crosses midnight
+
+
+def test_volatility_equals_pandas_rolling_reference(pipeline: dict[str, Any]) -> None:
+    windows = (60, 300)
+    bars = reference_bars(pipeline["tape"])
+    expected = reference_volatility(bars, windows).sort_values(["exchange", "symbol", "window_start"])
+    result = lake.connect(pipeline["lake"]).sql("SELECT * FROM volatility ORDER BY exchange, symbol, window_start")
+    names = [d[0] for d in result.description]
+    actual = pd.DataFrame(result.fetchall(), columns=names)
+    assert len(actual) == len(expected) == len(bars)
+    assert [pd.Timestamp(x) for x in actual["window_start"]] == list(expected["window_start"])
+    assert list(actual["close"]) == list(bars.sort_values(["exchange", "symbol", "window_start"])["close"])
+    for w in windows:
+        assert list(actual[f"returns_{w}s"]) == list(expected[f"returns_{w}s"])
+    for column in ["log_return"] + [f"{k}_{w}s" for w in windows for k in ("volatility", "realized_vol")]:
+        left = actual[column].astype(float).to_numpy()
+        right = expected[column].to_numpy()
+        assert (np.isnan(left) == np.isnan(right)).all(), column
+        both = ~np.isnan(right)
+        assert np.allclose(left[both], right[both], rtol=1e-9, atol=0), column
+    # Real numbers, not all nulls: most bars have a 60 s volatility.
+    assert actual["volatility_60s"].notna().mean() > 0.9
 
 
 def test_invalid_records_land_in_rejects_with_reasons(pipeline: dict[str, Any]) -> None:
