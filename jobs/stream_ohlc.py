@@ -157,6 +157,9 @@ def run(settings: Settings) -> None:
         for query in queries:
             if query.isActive:
                 query.stop()
+        # Progress events reach the listener asynchronously: let the last ones land in
+        # lake/_progress before the driver exits.
+        spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(10_000)
     log.info("all queries finished")
 
 

@@ -30,7 +30,8 @@ from lake.schema import column_names, to_spark, volatility_columns
 
 log = logging.getLogger(__name__)
 
-STATE_SCHEMA = "last_t LONG, last_close DOUBLE, times ARRAY<LONG>, returns ARRAY<DOUBLE>"
+LAST_SCHEMA = "last_t LONG, last_close DOUBLE"  # the key's latest bar
+RECENT_SCHEMA = "t LONG, r DOUBLE"  # (bar time, log return) younger than the longest window
 
 
 def trailing_stats(returns: list[float]) -> tuple[float | None, float | None]:
@@ -87,14 +88,25 @@ class VolatilityProcessor(StatefulProcessor):
         self.names = column_names(volatility_columns(windows_s))
 
     def init(self, handle: StatefulProcessorHandle) -> None:
-        self.state = handle.getValueState("recent", STATE_SCHEMA)
+        # Two states rather than one row with arrays: pyspark 4.0.0 cannot read back a
+        # value state that holds arrays ("couldn't introspect javabean").
+        self.last = handle.getValueState("last", LAST_SCHEMA)
+        self.recent = handle.getListState("recent", RECENT_SCHEMA)
 
     def handleInputRows(self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any) -> Iterator[pd.DataFrame]:
         batch = pd.concat(list(rows), ignore_index=True)
-        stored = self.state.get() if self.state.exists() else None
-        previous = tuple(stored) if stored is not None else None
-        out, new_state = volatility_rows(batch, previous, self.windows_s)
-        self.state.update(new_state)
+        previous = None
+        if self.last.exists():
+            last = self.last.get()
+            assert last is not None
+            recent = list(self.recent.get()) if self.recent.exists() else []
+            previous = (last[0], last[1], [t for t, _ in recent], [r for _, r in recent])
+        out, (last_t, last_close, times, returns) = volatility_rows(batch, previous, self.windows_s)
+        self.last.update((last_t, last_close))
+        if times:
+            self.recent.put(list(zip(times, returns, strict=True)))
+        else:
+            self.recent.clear()
         yield pd.DataFrame(out, columns=self.names)
 
     def close(self) -> None:

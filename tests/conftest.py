@@ -63,3 +63,15 @@ def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
         timeout=timeout,
         check=False,
     )
+
+
+def job_failure(job: subprocess.CompletedProcess[str]) -> str:
+    """The lines of a failed job's output that say why (spark-submit merges stderr into stdout)."""
+    text = job.stdout + job.stderr
+    keep = [
+        line
+        for line in text.splitlines()
+        if any(k in line for k in ("Error", "Exception", "Caused by", "Traceback", 'File "', "  "))
+        and not line.lstrip().startswith("at ")
+    ]
+    return "\n".join(keep[:80])

@@ -1,0 +1,143 @@
+"""kill -9 mid-stream, several times, then restart from the checkpoint: the lake equals an uninterrupted run.
+
+And late rows: a trade older than the watermark is counted per batch in lake/_progress, and
+every input row is in exactly one of bars, rejects, late, duplicates or heartbeats.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import lake
+from ingest.tape import read_tape, write_tape
+from lake.settings import REPO_ROOT
+from tests.conftest import job_failure, run_job
+from tests.kafka_helpers import fresh_topics
+from tests.reference import reference_bars, valid_trades
+from tests.test_pipeline import SAMPLE, _messy_tape
+
+pytestmark = pytest.mark.integration
+
+BATCH = 1500  # offsets per micro-batch: the tape takes about a dozen batches
+TABLES = ("ohlc", "volatility", "rejects")
+
+
+def _replay(tape: Path, kafka: str, topic: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "ingest", "replay", str(tape), "--topic", topic, "--bootstrap-servers", kafka],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def _job_args(kafka: str, settings: Any, work: Path) -> list[str]:
+    return [
+        "--bootstrap-servers", kafka,
+        "--topic", settings.kafka_topic,
+        "--feed-events-topic", settings.kafka_feed_events_topic,
+        "--lake", str(work / "lake"),
+        "--checkpoints", str(work / "checkpoints"),
+        "--trigger", "available-now",
+        "--max-offsets-per-trigger", str(BATCH),
+    ]  # fmt: skip
+
+
+def _snapshot(lake_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = lake.connect(lake_dir)
+    return {table: sorted(con.sql(f"SELECT * FROM {table}").fetchall(), key=repr) for table in TABLES}
+
+
+def _progress_lines(lake_dir: Path, query: str) -> int:
+    return sum(len(p.read_text().splitlines()) for p in (lake_dir / "_progress").glob(f"date=*/{query}.ndjson"))
+
+
+def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, tmp_path: Path) -> None:
+    settings = fresh_topics(kafka, tmp_path)
+    tape, _ = _messy_tape(list(read_tape(SAMPLE)))
+    write_tape(tmp_path / "tape.ndjson", tape)
+    _replay(tmp_path / "tape.ndjson", kafka, settings.kafka_topic)
+
+    clean = tmp_path / "clean"
+    job = run_job(*_job_args(kafka, settings, clean))
+    assert job.returncode == 0, job_failure(job)
+    expected = _snapshot(clean / "lake")
+    assert len(expected["ohlc"]) > 600 and len(expected["volatility"]) == len(expected["ohlc"])
+
+    crashed = tmp_path / "crashed"
+    rng = random.Random(11)
+    kills = 0
+    for after_batches in (2, 5, 8):  # kill once the ohlc query has committed this many batches, plus a bit
+        proc = subprocess.Popen(
+            [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
+             *_job_args(kafka, settings, crashed)],
+            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 180
+        while proc.poll() is None and time.monotonic() < deadline:
+            if _progress_lines(crashed / "lake", "ohlc") >= after_batches:
+                break
+            time.sleep(0.1)
+        time.sleep(rng.uniform(0.0, 1.5))  # somewhere inside the next batch
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            kills += 1
+        proc.wait(30)
+    assert kills == 3, "the job finished before it could be killed three times"
+
+    job = run_job(*_job_args(kafka, settings, crashed))
+    assert job.returncode == 0, job_failure(job)
+    assert _snapshot(crashed / "lake") == expected
+
+
+def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_path: Path) -> None:
+    settings = fresh_topics(kafka, tmp_path)
+    records = [r for r in read_tape(SAMPLE) if r["symbol"] == "BTCUSDT"]
+    first = records[:3000]
+    end = first[-1]["timestamp"]
+    # The first replay's closing heartbeat moved the watermark to end + 1 s, so the second
+    # part starts after that; in it, 20 trades stamped a minute before `end` are late.
+    second = [r for r in records[3000:] if r["timestamp"] > end + 6000][:1000]
+    late = [{**r, "trade_id": 10**12 + i, "timestamp": end - 60_000 + i} for i, r in enumerate(second[:20])]
+    duplicates = [dict(r) for r in second[100:130]]
+    invalid = [{**second[0], "trade_id": 10**12 + 99, "price": "-1"}]
+    batches = [first, late + second + duplicates + invalid]
+    work = tmp_path / "job"
+    heartbeats = 0
+    for n, batch in enumerate(batches):
+        write_tape(tmp_path / f"part{n}.ndjson", batch)
+        _replay(tmp_path / f"part{n}.ndjson", kafka, settings.kafka_topic)
+        heartbeats += 1  # each replay closes with one heartbeat
+        job = run_job(*_job_args(kafka, settings, work))
+        assert job.returncode == 0, job_failure(job)
+
+    con = lake.connect(work / "lake")
+    progress = con.sql(
+        "SELECT sum(input_rows), sum(rows_dropped_by_watermark), sum(duplicates_dropped) "
+        "FROM progress WHERE query = 'ohlc'"
+    ).fetchall()[0]
+    input_rows, dropped_late, dropped_dups = (int(x) for x in progress)
+    in_bars = con.sql("SELECT sum(trade_count) FROM ohlc").fetchall()[0][0]
+    rejects = con.sql("SELECT count(*) FROM rejects").fetchall()[0][0]
+    sent = sum(len(b) for b in batches) + heartbeats
+    assert (input_rows, dropped_late, dropped_dups, rejects) == (sent, len(late), len(duplicates), len(invalid))
+    assert input_rows == in_bars + rejects + dropped_late + dropped_dups + heartbeats
+    # The bars are the reference over the tape without the late rows.
+    on_time = [r for b in batches for r in b if r not in late]
+    assert in_bars == len(valid_trades(on_time)) and len(con.sql("SELECT * FROM ohlc").fetchall()) == len(
+        reference_bars(on_time)
+    )
+    lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
+    assert {rec["query"] for rec in lines} == {"ohlc", "rejects", "feed_events", "volatility"}
