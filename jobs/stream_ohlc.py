@@ -129,7 +129,8 @@ def run(settings: Settings) -> None:
     spark = spark_session("stream_ohlc")
     spark.streams.addListener(ProgressListener(settings.lake_path))
     log.info(
-        "starting topic=%s bootstrap=%s lake=%s checkpoints=%s trigger=%s watermark=%s",
+        "starting master=%s topic=%s bootstrap=%s lake=%s checkpoints=%s trigger=%s watermark=%s",
+        spark.sparkContext.master,
         settings.kafka_topic,
         settings.kafka_bootstrap_servers,
         settings.lake_path,
