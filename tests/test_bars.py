@@ -115,3 +115,11 @@ def test_midnight_bar_is_dated_by_its_start(spark: SparkSession) -> None:
     trades = _trades(spark, [("1", "1", T0 - 1, 1, False), ("1", "1", T0, 2, False)])
     dates = sorted(str(r.date) for r in one_second_bars(trades).collect())
     assert dates == ["2024-08-08", "2024-08-09"]
+
+
+def test_a_single_trade_is_a_whole_bar(spark: SparkSession) -> None:
+    trades = _trades(spark, [("61837.63000000", "0.02000000", T0 + 250, 7, True)])
+    expected = _expected(
+        spark, [_bar(T0, "61837.63", "61837.63", "61837.63", "61837.63", "0.02", "1236.7526", 1, "0", 7, 7)]
+    )
+    assert_df_equality(one_second_bars(trades), expected, ignore_row_order=True, ignore_nullable=True)
