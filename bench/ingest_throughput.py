@@ -15,48 +15,22 @@ on free loopback ports and stopped at the end.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import statistics
 import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
+from common import broker, new_topic
 from kafka import KafkaProducer
 
-from infra.kafka_local import LocalKafka
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT, load
 
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextlib.contextmanager
-def broker(bootstrap: str | None, work: Path) -> Iterator[str]:
-    if bootstrap:
-        yield bootstrap
-        return
-    kafka = LocalKafka(
-        work / "kafka", "127.0.0.1", _free_port(), controller_port=_free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars"
-    )
-    kafka.start(die_with_parent=True)
-    try:
-        yield kafka.bootstrap
-    finally:
-        kafka.stop(timeout=20)
 
 
 def make_tape(path: Path, trades: int) -> None:
@@ -67,13 +41,6 @@ def make_tape(path: Path, trades: int) -> None:
         for rec in sample:
             records.append({**rec, "trade_id": rec["trade_id"] + r * 10_000_000})
     write_tape(path, records[:trades])
-
-
-def new_topic(bootstrap: str, work: Path) -> str:
-    topic = f"bench.{uuid.uuid4().hex[:8]}"
-    host, port = bootstrap.rsplit(":", 1)
-    LocalKafka(work, host, int(port)).ensure_topics([topic], partitions=4)
-    return topic
 
 
 def bare(bootstrap: str, topic: str, payloads: list[tuple[bytes, bytes]]) -> float:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.trades import decode_json_values
+from jobs.trades import decode_json_values, is_valid
 from lake.schema import (
     FEED_EVENT,
     FEED_EVENT_BACKFILL,
@@ -47,7 +47,7 @@ def parse_feed_events(kafka_rows: DataFrame) -> DataFrame:
 def accepted_feed_events(events: DataFrame) -> DataFrame:
     """Valid feed events in the lake table's column order."""
     event_time = F.timestamp_millis("ingest_ts")
-    table = events.where(F.col("reason").isNull()).select(
+    table = events.where(is_valid(events)).select(
         *column_names(FEED_EVENT), event_time.alias("event_time"), F.to_date(event_time).alias("date")
     )
     return table.select(*column_names(FEED_EVENTS_TABLE))

@@ -13,8 +13,10 @@ Each output table has its own checkpoint folder under --checkpoints.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -33,6 +35,9 @@ from lake.schema import OHLC, PARTITION_COLUMNS, to_spark
 from lake.settings import Settings, load
 
 log = logging.getLogger("jobs.stream_ohlc")
+
+STATE_STORE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
+KAFKA_STATE_STORE = "spark.lakehouse.kafkaStateStore"  # spark-defaults.conf: the Kafka queries' provider
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -97,6 +102,11 @@ def _table_path(settings: Settings, table: str) -> str:
 
 def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     """The three queries over Kafka: bars, rejects and feed events."""
+    with state_store(spark, spark.conf.get(KAFKA_STATE_STORE, None)):
+        return _start_kafka_queries(spark, settings)
+
+
+def _start_kafka_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
     events = parse(kafka_source(spark, settings, settings.kafka_topic))
     trades = accepted(events).withWatermark("event_time", settings.stream_watermark)
     bars = one_second_bars(unique_trades(trades))
@@ -106,6 +116,20 @@ def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuer
         _sink(rejected(events).unionByName(rejected(feed)), "rejects", settings).start(),
         _sink(accepted_feed_events(feed), "feed_events", settings).start(),
     ]
+
+
+@contextlib.contextmanager
+def state_store(spark: SparkSession, provider: str | None) -> Iterator[None]:
+    """Queries started inside use `provider` for their state (and keep it across restarts)."""
+    if not provider:
+        yield
+        return
+    previous = spark.conf.get(STATE_STORE_PROVIDER) or ""
+    spark.conf.set(STATE_STORE_PROVIDER, provider)
+    try:
+        yield
+    finally:
+        spark.conf.set(STATE_STORE_PROVIDER, previous)
 
 
 def start_volatility(spark: SparkSession, settings: Settings) -> StreamingQuery:

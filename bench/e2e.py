@@ -1,0 +1,198 @@
+"""End to end: trades through Kafka and the stream job into the lake, against Spark merely reading.
+
+    .venv/bin/python bench/e2e.py [--trades 2000000] [--symbols 10] [--rate 5000] [--seconds 60]
+
+1. Throughput. N synthetic trades are published to a fresh 4-partition topic, then
+   `spark-submit jobs/stream_ohlc.py --trigger available-now` processes them with
+   `--max-offsets-per-trigger` 200,000. Its sustained rate is the ohlc query's input rows over
+   the time from its first batch's start to its last batch's end (lake/_progress), so Spark's
+   start-up is not counted. In the same run, `bench/spark_read_only.py` reads the same topic
+   with the same settings into a `noop` sink: the ratio is our overhead (target >= 0.5).
+2. Freshness. The job runs continuously (default trigger) on a new topic while synthetic
+   trades arrive at `--rate` per second in real time for `--seconds`. The lake is polled
+   through `lake.connect()` every 0.25 s; for each bar, freshness is the time it became
+   visible minus its window start (its first possible trade) and minus its window end (its
+   last). Target: p99 <= watermark + trigger + 2 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from common import broker, new_topic
+
+import lake
+from ingest.producer import Publisher
+from ingest.replay import replay
+from ingest.synth import synth_trades
+from lake.settings import REPO_ROOT, interval_ms, load
+
+SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+BATCH = 200_000
+
+
+def _env() -> dict[str, str]:
+    return {
+        **os.environ,
+        "SPARK_CONF_DIR": str(REPO_ROOT),
+        "SPARK_LOCAL_IP": "127.0.0.1",
+        "PYSPARK_PYTHON": sys.executable,
+    }
+
+
+def publish(bootstrap: str, topic: str, trades: int, symbols: int, rate: float, speed: float) -> int:
+    settings = load(kafka_bootstrap_servers=bootstrap, kafka_topic=topic)
+    records = synth_trades(rate, symbols, start_ms=int(time.time() * 1000), count=trades)
+    closing = interval_ms(settings.stream_watermark) + 1000
+    with Publisher(settings) as publisher:
+        stats = replay(records, publisher, topic, speed=speed, closing_heartbeat_after_ms=closing, total=trades)
+    return stats.trades
+
+
+def job_args(bootstrap: str, topic: str, work: Path) -> list[str]:
+    return [
+        SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
+        "--bootstrap-servers", bootstrap, "--topic", topic,
+        "--feed-events-topic", f"{topic}.none",
+        "--lake", str(work / "lake"), "--checkpoints", str(work / "checkpoints"),
+    ]  # fmt: skip
+
+
+def span_rate(lake_dir: Path, query: str) -> tuple[int, float]:
+    """(input rows, seconds from the first data batch's start to the last one's end)."""
+    lines = [json.loads(x) for p in (lake_dir / "_progress").glob(f"date=*/{query}.ndjson") for x in p.open()]
+    batches = [r for r in lines if r["input_rows"] > 0]
+    import datetime as dt
+
+    def at(r: dict[str, object]) -> float:
+        return dt.datetime.fromisoformat(str(r["timestamp"]).replace("Z", "+00:00")).timestamp()
+
+    start = min(at(r) for r in batches)
+    end = max(at(r) + float(r["batch_duration_ms"]) / 1000 for r in batches)  # type: ignore[arg-type]
+    return sum(int(r["input_rows"]) for r in batches), end - start
+
+
+def throughput(bootstrap: str, work: Path, trades: int, symbols: int) -> None:
+    topic = new_topic(bootstrap, work)
+    t = time.perf_counter()
+    sent = publish(bootstrap, topic, trades, symbols, rate=5000, speed=0)
+    print(f"published {sent:,} trades in {time.perf_counter() - t:.1f}s", flush=True)
+    # Create the unused feed-events topic the job subscribes to.
+    new_topic_named(bootstrap, work, f"{topic}.none")
+
+    job = subprocess.run(
+        [*job_args(bootstrap, topic, work / "job"), "--trigger", "available-now", "--max-offsets-per-trigger", str(BATCH)],
+        env=_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if job.returncode != 0:
+        raise SystemExit(f"job failed:\n{job.stdout[-3000:]}")
+    rows, seconds = span_rate(work / "job" / "lake", "ohlc")
+    in_bars = lake.connect(work / "job" / "lake").sql("SELECT sum(trade_count) FROM ohlc").fetchall()[0][0]
+    assert in_bars == sent, f"the lake holds {in_bars} trades, {sent} were sent"
+
+    read = subprocess.run(
+        [SPARK_SUBMIT, str(REPO_ROOT / "bench" / "spark_read_only.py"), bootstrap, topic, str(BATCH),
+         str(work / "read-only-checkpoint")],
+        env=_env(), capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    line = next((x for x in read.stdout.splitlines() if x.startswith("read_only ")), None)
+    if line is None:
+        raise SystemExit(f"read-only run failed:\n{read.stdout[-3000:]}")
+    fields = dict(part.split("=") for part in line.split()[1:])
+    raw_rows, raw_seconds = int(fields["rows"]), float(fields["seconds"])
+    job_rate, raw_rate = rows / seconds, raw_rows / raw_seconds
+    print(f"job (ohlc query): {rows:,} rows in {seconds:.1f}s = {job_rate:,.0f} trades/s")
+    print(f"Spark read-only:  {raw_rows:,} rows in {raw_seconds:.1f}s = {raw_rate:,.0f} trades/s")
+    print(f"throughput ratio: {job_rate / raw_rate:.2f} (target >= 0.5)", flush=True)
+
+
+def new_topic_named(bootstrap: str, work: Path, name: str) -> None:
+    from infra.kafka_local import LocalKafka
+
+    host, port = bootstrap.rsplit(":", 1)
+    LocalKafka(work, host, int(port)).ensure_topics([name], partitions=1)
+
+
+def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: float) -> None:
+    topic = new_topic(bootstrap, work)
+    new_topic_named(bootstrap, work, f"{topic}.none")
+    settings = load()
+    out = work / "fresh"
+    job = subprocess.Popen(
+        job_args(bootstrap, topic, out), env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    started = threading.Event()
+
+    def watch() -> None:
+        assert job.stdout is not None
+        for line in job.stdout:
+            if "query started name=ohlc" in line:
+                started.set()
+
+    threading.Thread(target=watch, daemon=True).start()
+    if not started.wait(180):
+        raise SystemExit("the job did not start")
+    time.sleep(3)
+    seen: dict[tuple[str, int], float] = {}
+    publisher = threading.Thread(
+        target=publish, args=(bootstrap, topic, int(rate * seconds), symbols, rate, 1.0), daemon=True
+    )
+    t0 = time.time()
+    publisher.start()
+    last_status = t0
+    grace = (interval_ms(settings.stream_watermark) + interval_ms(settings.stream_trigger)) / 1000 + 15
+    while publisher.is_alive() or time.time() < t0 + seconds + grace:
+        rows = lake.connect(out / "lake").sql("SELECT symbol, epoch_ms(window_start) FROM ohlc").fetchall()
+        now = time.time()
+        for symbol, start_ms in rows:
+            seen.setdefault((symbol, start_ms), now)
+        if now - last_status > 10:
+            print(f"  freshness run: {now - t0:.0f}s, {len(seen)} bars visible", flush=True)
+            last_status = now
+        time.sleep(0.25)
+    os.killpg(job.pid, signal.SIGTERM)
+    job.wait(60)
+    warm = t0 + 10  # skip the first seconds while the stream warms up
+    bars = [(s / 1000, v) for (_sym, s), v in seen.items() if s / 1000 >= warm and s / 1000 <= t0 + seconds - 1]
+    first = sorted(v - s for s, v in bars)
+    close = sorted(v - (s + 1) for s, v in bars)
+
+    def pct(xs: list[float], q: float) -> float:
+        return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+    target = (interval_ms(settings.stream_watermark) + interval_ms(settings.stream_trigger)) / 1000 + 2
+    print(f"freshness over {len(bars)} bars at {rate:,.0f} trades/s, {symbols} symbols, {seconds:.0f}s:")
+    print(f"  window start -> visible: p50 {pct(first, 0.5):.2f}s  p99 {pct(first, 0.99):.2f}s  max {first[-1]:.2f}s")
+    print(f"  window end   -> visible: p50 {pct(close, 0.5):.2f}s  p99 {pct(close, 0.99):.2f}s")
+    print(f"  target p99 <= watermark + trigger + 2 s = {target:.0f}s; mean {statistics.mean(first):.2f}s")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--trades", type=int, default=2_000_000)
+    parser.add_argument("--symbols", type=int, default=10)
+    parser.add_argument("--rate", type=float, default=5000.0)
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--bootstrap-servers")
+    parser.add_argument("--skip-throughput", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp, broker(args.bootstrap_servers, Path(tmp)) as bootstrap:
+        if not args.skip_throughput:
+            throughput(bootstrap, Path(tmp), args.trades, args.symbols)
+        freshness(bootstrap, Path(tmp), args.symbols, args.rate, args.seconds)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
