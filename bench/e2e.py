@@ -91,7 +91,8 @@ def throughput(bootstrap: str, work: Path, trades: int, symbols: int) -> None:
     new_topic_named(bootstrap, work, f"{topic}.none")
 
     job = subprocess.run(
-        [*job_args(bootstrap, topic, work / "job"), "--trigger", "available-now", "--max-offsets-per-trigger", str(BATCH)],
+        [*job_args(bootstrap, topic, work / "job"), "--trigger", "available-now",
+         "--max-offsets-per-trigger", str(BATCH)],
         env=_env(), capture_output=True, text=True, check=False,
     )  # fmt: skip
     if job.returncode != 0:
