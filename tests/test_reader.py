@@ -21,3 +21,11 @@ def test_empty_lake_has_typed_empty_views(tmp_path: Path) -> None:
 def test_session_time_zone_is_utc(tmp_path: Path) -> None:
     con = lake.connect(tmp_path)
     assert con.sql("SELECT current_setting('TimeZone')").fetchall() == [("UTC",)]
+
+
+def test_every_table_and_progress_has_a_view_on_an_empty_lake(tmp_path: Path) -> None:
+    con = lake.connect(tmp_path)
+    for view in ("ohlc", "rejects", "feed_events", "volatility", "progress"):
+        assert con.sql(f"SELECT count(*) FROM {view}").fetchall() == [(0,)]
+    names = [d[0] for d in con.sql("SELECT * FROM volatility").description]
+    assert {"log_return", "volatility_60s", "realized_vol_300s", "returns_60s"} <= set(names)
