@@ -31,6 +31,7 @@ from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, rejected
 from jobs.volatility import bar_volatility
 from lake import logs
+from lake.commit_log import committed_files
 from lake.schema import OHLC, PARTITION_COLUMNS, to_spark
 from lake.settings import Settings, load
 
@@ -141,6 +142,12 @@ def start_volatility(spark: SparkSession, settings: Settings) -> StreamingQuery:
     return _sink(bar_volatility(bars, settings.stream_volatility_windows_s), "volatility", settings).start()
 
 
+def _bars_committed(settings: Settings) -> bool:
+    """lake/ohlc has a committed batch (always assumed for a remote lake)."""
+    ohlc = _table_path(settings, "ohlc")
+    return "://" in ohlc or bool(committed_files(Path(ohlc)))
+
+
 def _await(queries: list[StreamingQuery]) -> None:
     for query in queries:
         query.awaitTermination()
@@ -171,8 +178,13 @@ def run(settings: Settings) -> None:
             queries.append(start_volatility(spark, settings))
             _await(queries[-1:])
         else:
-            queries.append(start_volatility(spark, settings))
-            spark.streams.awaitAnyTermination()
+            # The file source learns the partition columns (symbol, date) from the folders it
+            # finds at start: an empty lake/ohlc would leave them unknown. Wait for a commit.
+            volatility_started = False
+            while not spark.streams.awaitAnyTermination(2):
+                if not volatility_started and _bars_committed(settings):
+                    queries.append(start_volatility(spark, settings))
+                    volatility_started = True
             _await([q for q in queries if not q.isActive])
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():

@@ -141,3 +141,33 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     )
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
     assert {rec["query"] for rec in lines} == {"ohlc", "rejects", "feed_events", "volatility"}
+
+
+def test_continuous_mode_keeps_every_query_running(kafka: str, tmp_path: Path) -> None:
+    """The job as deployed: processing-time triggers, the volatility query over a lake that starts empty."""
+    settings = fresh_topics(kafka, tmp_path)
+    work = tmp_path / "job"
+    args = [a for a in _job_args(kafka, settings, work) if a not in ("--trigger", "available-now")]
+    args = [a for i, a in enumerate(args) if not (a == str(BATCH) or (i + 1 < len(args) and args[i + 1] == str(BATCH)))]
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
+         *args, "--trigger", "1 second"],
+        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        time.sleep(20)  # the lake is still empty when the queries start
+        _replay(SAMPLE, kafka, settings.kafka_topic)
+        expected = len(reference_bars(read_tape(SAMPLE)))
+        deadline = time.monotonic() + 180
+        counts: tuple[Any, ...] = (0, 0)
+        while time.monotonic() < deadline and proc.poll() is None:
+            con = lake.connect(work / "lake")
+            counts = con.sql("SELECT (SELECT count(*) FROM ohlc), (SELECT count(*) FROM volatility)").fetchall()[0]
+            if counts == (expected, expected):
+                break
+            time.sleep(1)
+        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else "")[-3000:]
+        assert counts == (expected, expected)
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(60)
