@@ -76,6 +76,8 @@ class Publisher:
 
     @property
     def pending(self) -> int:
+        """Records sent and not yet acknowledged (a status line reads this; it also surfaces failures)."""
+        self._collect()
         return len(self._in_flight)
 
     def flush(self, timeout: float | None = 60.0) -> None:
