@@ -9,7 +9,6 @@ Advanced Trade has no id-addressable trade history, so a `market_trades` gap is 
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import logging
 import time
@@ -22,7 +21,7 @@ from typing import Any, Protocol
 from ingest import binance, coinbase
 from ingest.errors import BadMessage
 from ingest.tracking import Gap
-from lake.trade import Trade
+from lake.trade import Trade, mapped
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +78,7 @@ class BinanceRest(_RestClient):
                 if gap.first <= trade.trade_id <= gap.last:
                     trades.append(trade)
             next_id = max(t.trade_id for t in trades) + 1 if trades else gap.last + 1
-        return _renamed(trades, self.symbol_map)
+        return [mapped(t, self.symbol_map) for t in trades]
 
 
 class CoinbaseRest(_RestClient):
@@ -105,7 +104,3 @@ class CoinbaseRest(_RestClient):
                 break  # the server ignored `after`; stop rather than loop
             after = smallest
         return sorted(trades, key=lambda t: t.trade_id)
-
-
-def _renamed(trades: list[Trade], symbol_map: dict[str, str]) -> list[Trade]:
-    return [dataclasses.replace(t, symbol=symbol_map[t.symbol]) if t.symbol in symbol_map else t for t in trades]

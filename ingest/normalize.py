@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
 from typing import Any
 
 from ingest import binance, coinbase
@@ -31,13 +30,6 @@ def binance_frame(text: str, ingest_ts: int | None) -> Trade | None:
     if not isinstance(data, dict):
         raise BadMessage("missing_data")
     return binance.parse_trade(data, ingest_ts)
-
-
-def binance_capture(frames: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any]]:
-    for ingest_ts, text in frames:
-        trade = binance_frame(text, ingest_ts)
-        if trade is not None:
-            yield trade.to_dict()
 
 
 # Coinbase frames that carry no trade and need no action here.
@@ -83,9 +75,3 @@ def coinbase_frame(text: str, ingest_ts: int | None) -> list[Trade]:
     if kind == "error":
         raise BadMessage("exchange_error", str(frame.get("message")))
     raise BadMessage("unknown_message_type", repr(kind))
-
-
-def coinbase_capture(frames: Iterable[tuple[int, str]]) -> Iterator[dict[str, Any]]:
-    for ingest_ts, text in frames:
-        for trade in coinbase_frame(text, ingest_ts):
-            yield trade.to_dict()

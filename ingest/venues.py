@@ -18,7 +18,6 @@ Protocols, as documented by the venues:
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -28,7 +27,7 @@ from ingest import binance, coinbase
 from ingest.errors import BadMessage
 from ingest.normalize import COINBASE_NON_TRADE_CHANNELS, COINBASE_NON_TRADE_TYPES, json_object
 from lake.settings import Settings
-from lake.trade import Trade
+from lake.trade import Trade, mapped
 
 
 class SubscriptionRejected(RuntimeError):
@@ -114,8 +113,7 @@ class Binance(_Venue):
         if not stream.endswith("@trade"):
             return Decoded(exchange_ts=exchange_ts)  # a stream we did not ask for
         trade = binance.parse_trade(data, ingest_ts)
-        if trade.symbol in self.symbol_map:
-            trade = _renamed(trade, self.symbol_map[trade.symbol])
+        trade = mapped(trade, self.symbol_map)
         return Decoded(trades=[trade], exchange_ts=exchange_ts or trade.timestamp)
 
 
@@ -174,10 +172,6 @@ class CoinbaseAdvanced(_Coinbase):
         elif channel not in COINBASE_NON_TRADE_CHANNELS:
             raise BadMessage("unknown_channel", repr(channel))
         return decoded
-
-
-def _renamed(trade: Trade, symbol: str) -> Trade:
-    return dataclasses.replace(trade, symbol=symbol)
 
 
 def make_venue(exchange: str, settings: Settings) -> Venue:

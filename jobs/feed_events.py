@@ -47,7 +47,7 @@ def parse_feed_events(kafka_rows: DataFrame) -> DataFrame:
 def accepted_feed_events(events: DataFrame) -> DataFrame:
     """Valid feed events in the lake table's column order."""
     event_time = F.timestamp_millis("ingest_ts")
-    table = events.where(is_valid(events)).select(
+    table = events.where(is_valid()).select(
         *column_names(FEED_EVENT), event_time.alias("event_time"), F.to_date(event_time).alias("date")
     )
     return table.select(*column_names(FEED_EVENTS_TABLE))

@@ -61,7 +61,7 @@ def decode_json_values(kafka_rows: DataFrame, columns: tuple[SchemaColumn, ...])
     )
 
 
-def is_valid(events: DataFrame) -> Column:
+def is_valid() -> Column:
     """`reason IS NULL`, written so that the optimizer keeps the filter above the parse.
 
     A plain `reason IS NULL` is pushed below the projection that parses the JSON, inlining
@@ -72,7 +72,7 @@ def is_valid(events: DataFrame) -> Column:
     return F.col("reason").isNull() & (F.col(_BARRIER) >= 0)  # always true; the optimizer cannot tell
 
 
-def is_rejected(events: DataFrame) -> Column:
+def is_rejected() -> Column:
     return F.col("reason").isNotNull() & (F.col(_BARRIER) >= 0)
 
 
@@ -121,7 +121,7 @@ def parse(kafka_rows: DataFrame) -> DataFrame:
 
 def accepted(events: DataFrame) -> DataFrame:
     """Valid trades and heartbeats, typed: the stream the watermark is taken from."""
-    return events.where(is_valid(events)).select(
+    return events.where(is_valid()).select(
         "type",
         "exchange",
         "symbol",
@@ -136,7 +136,7 @@ def accepted(events: DataFrame) -> DataFrame:
 
 def rejected(events: DataFrame) -> DataFrame:
     """Everything the job refuses, with the reason and where it came from."""
-    return events.where(is_rejected(events)).select(
+    return events.where(is_rejected()).select(
         "reason",
         "raw",
         "kafka_key",

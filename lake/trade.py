@@ -5,6 +5,7 @@ Its fields are `lake.schema.WIRE_TRADE`; a test holds the two together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import dataclass
 from decimal import Decimal
@@ -61,6 +62,12 @@ class Trade:
 
     def to_json(self) -> bytes:
         return json.dumps(self.to_dict(), separators=(",", ":")).encode()
+
+
+def mapped(trade: Trade, symbol_map: dict[str, str]) -> Trade:
+    """The trade under its configured canonical symbol (`SYMBOL_MAP`), if it has one."""
+    symbol = symbol_map.get(trade.symbol)
+    return trade if symbol is None else dataclasses.replace(trade, symbol=symbol)
 
 
 def heartbeat(exchange: str, timestamp: int, ingest_ts: int | None = None) -> dict[str, Any]:

@@ -10,7 +10,8 @@ import pytest
 from ingest import binance
 from ingest.captures import read_hftbacktest
 from ingest.errors import BadMessage
-from ingest.normalize import binance_capture, binance_frame
+from ingest.frames import frames_to_records
+from ingest.normalize import binance_frame
 from lake.schema import WIRE_TRADE, column_names
 from lake.trade import Trade
 from tests.conftest import DATA
@@ -30,7 +31,8 @@ FIRST = {
 
 
 def test_real_capture_normalizes_every_trade() -> None:
-    trades = list(binance_capture(read_hftbacktest(BTC)))
+    frames = ((ts, "binance", text) for ts, text in read_hftbacktest(BTC))
+    trades = list(frames_to_records(frames, lambda frame, exc: pytest.fail(f"bad frame: {exc}")))
     assert len(trades) == 9757
     ids = [t["trade_id"] for t in trades]
     assert ids == list(range(3735683259, 3735693016))  # contiguous, no gaps, in order
