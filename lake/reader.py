@@ -1,4 +1,10 @@
-"""DuckDB over the lake: one view per table, built from committed files only."""
+"""DuckDB over the lake: one view per table, built from committed files only.
+
+`connect()` reads each table's file list from the Spark sink's log and the compaction
+manifest (`lake.manifest.live_files`), never by globbing, so files of a batch that crashed
+before its commit are not read, and a compacted partition is read once. Views are typed by
+`lake.schema`; the Hive partition columns (`symbol`, `date`) are pruned by filters.
+"""
 
 from __future__ import annotations
 
@@ -6,9 +12,13 @@ from pathlib import Path
 
 import duckdb
 
-from lake.commit_log import committed_files
-from lake.schema import PARTITION_COLUMNS, PROGRESS_FIELDS, TABLES, Column, duckdb_type, volatility_columns
+from lake.macros import MACROS
+from lake.manifest import live_files
+from lake.sandbox import lock_down
+from lake.schema import LATE, PARTITION_COLUMNS, PROGRESS, TABLES, Column, duckdb_type, volatility_columns
 from lake.settings import Settings
+
+VIEWS = (*TABLES, "late", "progress")
 
 
 def _sql_string(value: str) -> str:
@@ -28,9 +38,9 @@ def table_columns(table: str, settings: Settings | None = None) -> tuple[Column,
 
 
 def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
-    """CREATE VIEW text for one table over its committed files, typed by `lake.schema`."""
+    """CREATE VIEW text for one table over its live files, typed by `lake.schema`."""
     columns = columns or table_columns(table)
-    files = committed_files(table_dir)
+    files = live_files(table_dir)
     if not files:
         return f"CREATE OR REPLACE VIEW {table} AS {_empty_select(columns)}"
     file_list = ", ".join(_sql_string(str(f)) for f in files)
@@ -38,9 +48,11 @@ def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = N
         f"{_sql_string(c.name)}: {duckdb_type(c.type)}" for c in columns if c.name in PARTITION_COLUMNS[table]
     )
     cols = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
+    # union_by_name opens every file to bind the view; only volatility's columns vary (windows).
+    union = ", union_by_name = true" if table == "volatility" else ""
     return (
         f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} FROM read_parquet([{file_list}], "
-        f"hive_partitioning = true, hive_types = {{{hive_types}}}, union_by_name = true)"
+        f"hive_partitioning = true, hive_types = {{{hive_types}}}{union})"
     )
 
 
@@ -48,26 +60,61 @@ def progress_view_sql(lake: Path) -> str:
     """The job's per-batch progress records (jobs/progress.py), or an empty view."""
     files = sorted((lake / "_progress").glob("date=*/*.ndjson"))
     if not files:
-        cols = ", ".join(f"CAST(NULL AS VARCHAR) AS {name}" for name in PROGRESS_FIELDS)
-        return f"CREATE OR REPLACE VIEW progress AS SELECT {cols} LIMIT 0"
+        return f"CREATE OR REPLACE VIEW progress AS {_empty_select(PROGRESS)}"
     file_list = ", ".join(_sql_string(str(f)) for f in files)
+    types = ", ".join(
+        f"{_sql_string(c.name)}: {_sql_string('VARCHAR' if c.type == 'timestamp' else duckdb_type(c.type))}"
+        for c in PROGRESS
+    )
+    cols = ", ".join(
+        f"CAST({c.name} AS TIMESTAMPTZ) AS {c.name}" if c.type == "timestamp" else c.name for c in PROGRESS
+    )
     return (
-        f"CREATE OR REPLACE VIEW progress AS SELECT * EXCLUDE (date) FROM read_json([{file_list}], "
-        "format = 'newline_delimited', hive_partitioning = true, union_by_name = true)"
+        f"CREATE OR REPLACE VIEW progress AS SELECT {cols} FROM read_json([{file_list}], "
+        f"format = 'newline_delimited', columns = {{{types}}})"
     )
 
 
-def connect(path: str | Path | None = None) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with a view per lake table and `progress`.
+LATE_VIEW_SQL = (
+    "CREATE OR REPLACE VIEW late AS SELECT "
+    + ", ".join(
+        f"CAST({'rows_dropped_by_watermark' if c.name == 'late_rows' else c.name} AS {duckdb_type(c.type)}) AS {c.name}"
+        for c in LATE
+    )
+    + " FROM progress WHERE rows_dropped_by_watermark > 0"
+)
 
-    The views are a snapshot of what was committed when this was called;
-    connect again to see newer batches. Timestamps are UTC TIMESTAMPTZ.
+
+def views_sql(path: str | Path | None = None, settings: Settings | None = None) -> str:
+    """The SQL that creates every view and macro: for the stock DuckDB CLI (`duckdb -init`)."""
+    settings = settings or Settings()
+    lake = Path(path if path is not None else settings.lake_path).resolve()
+    statements = ["SET TimeZone = 'UTC'"]
+    statements += [view_sql(table, lake / table, table_columns(table, settings)) for table in TABLES]
+    statements += [progress_view_sql(lake), LATE_VIEW_SQL, *(m.strip() for m in MACROS)]
+    return ";\n".join(statements) + ";\n"
+
+
+def connect(path: str | Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with views ohlc, volatility, rejects, feed_events, late, progress.
+
+    The views are a snapshot of what was committed when this was called; connect again to
+    see newer batches. Timestamps are UTC TIMESTAMPTZ. Macros `candles(...)` and
+    `realized_volatility(...)` are defined (`lake.macros`).
+
+    With `read_only` (the default) the connection can read lake files and nothing else, and
+    its settings are locked (`lake.sandbox`); user-typed SQL should still go through
+    `lake.sandbox.run_query`. `read_only=False` leaves DuckDB as it is, e.g. to COPY a
+    query's result to a file.
     """
-    lake = Path(path if path is not None else Settings().lake_path)
-    con = duckdb.connect(":memory:")
-    con.execute("SET TimeZone = 'UTC'")
     settings = Settings()
-    for table in TABLES:
-        con.execute(view_sql(table, lake / table, table_columns(table, settings)))
-    con.execute(progress_view_sql(lake))
+    lake = Path(path if path is not None else settings.lake_path).resolve()
+    con = duckdb.connect(":memory:")
+    try:
+        con.execute(views_sql(lake, settings))
+        if read_only:
+            lock_down(con, lake)
+    except Exception:
+        con.close()
+        raise
     return con

@@ -45,7 +45,7 @@ class Column:
     """One column: a name, a logical type and whether it may be null."""
 
     name: str
-    type: str  # string | int64 | bool | double | timestamp | date | decimal(p,s)
+    type: str  # string | int64 | bool | double | timestamp | date | decimal(p,s) | json (DuckDB only)
     nullable: bool = True
     doc: str = ""
 
@@ -139,20 +139,32 @@ DEAD_LETTER: tuple[Column, ...] = (
 )
 
 # lake/_progress/date=*/<query>.ndjson: one JSON object per micro-batch (jobs/progress.py).
-PROGRESS_FIELDS = (
-    "query",
-    "batch_id",
-    "timestamp",
-    "input_rows",
-    "input_rows_per_s",
-    "processed_rows_per_s",
-    "batch_duration_ms",
-    "watermark",
-    "state_rows",
-    "state_memory_bytes",
-    "rows_dropped_by_watermark",
-    "duplicates_dropped",
-    "sources",
+PROGRESS: tuple[Column, ...] = (
+    Column("query", "string", False, "ohlc | rejects | feed_events | volatility"),
+    Column("batch_id", "int64", False),
+    Column("timestamp", "timestamp", False, "when the batch started, UTC"),
+    Column("input_rows", "int64", False),
+    Column("input_rows_per_s", "double", True),
+    Column("processed_rows_per_s", "double", True),
+    Column("batch_duration_ms", "int64", True),
+    Column("watermark", "timestamp", True, "the event-time watermark after the batch, UTC"),
+    Column("state_rows", "int64", True),
+    Column("state_memory_bytes", "int64", True),
+    Column("rows_dropped_by_watermark", "int64", True, "input rows later than the watermark"),
+    Column("duplicates_dropped", "int64", True),
+    Column("sources", "json", True, "per source: description, end_offset, input_rows"),
+)
+PROGRESS_FIELDS = tuple(c.name for c in PROGRESS)
+
+# The `late` view: rows the watermark dropped, counted per batch. Spark's stateful
+# operators drop them without handing them out, so the lake records the counts
+# (from the progress records), never the rows themselves.
+LATE: tuple[Column, ...] = (
+    Column("query", "string", False),
+    Column("batch_id", "int64", False),
+    Column("timestamp", "timestamp", False, "when the batch started, UTC"),
+    Column("watermark", "timestamp", True),
+    Column("late_rows", "int64", False, "input rows later than the watermark, dropped"),
 )
 
 
@@ -223,6 +235,7 @@ def duckdb_type(type_: str) -> str:
         "double": "DOUBLE",
         "timestamp": "TIMESTAMPTZ",
         "date": "DATE",
+        "json": "JSON",  # DuckDB-only: nested progress details
     }[type_]
 
 

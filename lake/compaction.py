@@ -1,0 +1,267 @@
+"""Compaction and retention for the lake's tables.
+
+`compact` rewrites each closed partition's live files (the stream job's one-file-per-batch
+output, plus any earlier compacted file) into one Parquet file sorted by time, under
+`<table>/_compacted/<partition>/`, then commits a new manifest version that swaps them
+(`lake.manifest`). The stream job keeps writing while this runs: it never writes into a
+closed partition, and if it did, its new file would not be in `replaces` and would stay
+visible. Readers of `lake.connect()` see exactly the same rows before, during and after.
+
+A partition is closed when its date is before the cutoff: `before` if given, else the date
+of the table's newest watermark in `lake/_progress` (for tables without event time, rejects
+and feed events: today, UTC), and never today or later.
+
+`vacuum` removes partitions whose date is older than the retention, and deletes files that no
+reader needs any more (the small files a compaction replaced, once `grace` has passed, so a
+connection opened just before the compaction can still read them). Spark's own sink log keeps
+listing deleted files: a Spark batch read of the table after a vacuum needs
+`spark.sql.files.ignoreMissingFiles=true`; `lake.connect()` needs nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import duckdb
+from tqdm import tqdm
+
+from lake.manifest import (
+    COMPACTED_DIR,
+    Manifest,
+    PartitionEntry,
+    partition_of,
+    read_manifest,
+    sink_files,
+    write_manifest,
+)
+from lake.schema import PARTITION_COLUMNS, TABLES, duckdb_type
+
+log = logging.getLogger("lake.compaction")
+
+# The query in lake/_progress whose watermark closes each table's partitions.
+WATERMARK_QUERY = {"ohlc": "ohlc", "volatility": "ohlc"}
+DEFAULT_GRACE_S = 3600.0
+
+
+@dataclass(frozen=True)
+class CompactionReport:
+    table: str
+    cutoff: dt.date
+    partitions: int  # partitions rewritten
+    files_before: int  # live files in those partitions before
+    rows: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class VacuumReport:
+    table: str
+    retired_partitions: int
+    deleted_files: int
+    deleted_bytes: int
+
+
+def partition_date(partition: str) -> dt.date | None:
+    for part in partition.split("/"):
+        if part.startswith("date="):
+            return dt.date.fromisoformat(part.removeprefix("date="))
+    return None
+
+
+def watermark_date(lake: Path, table: str) -> dt.date | None:
+    """The date of the newest watermark the job reported for `table`, if any."""
+    query = WATERMARK_QUERY.get(table)
+    folder = lake / "_progress"
+    if query is None or not folder.is_dir():
+        return None
+    files = sorted(folder.glob(f"date=*/{query}.ndjson"))
+    if not files:
+        return None
+    con = duckdb.connect()
+    newest = con.execute(
+        "SELECT max(CAST(watermark AS TIMESTAMPTZ)) FROM read_json(?, format = 'newline_delimited', "
+        "columns = {'watermark': 'VARCHAR'})",
+        [[str(f) for f in files]],
+    ).fetchall()[0][0]
+    con.close()
+    return None if newest is None else newest.astimezone(dt.UTC).date()
+
+
+def cutoff_date(lake: Path, table: str, before: dt.date | None, today: dt.date | None = None) -> dt.date:
+    today = today or dt.datetime.now(dt.UTC).date()
+    chosen = before or watermark_date(lake, table) or today
+    return min(chosen, today)
+
+
+def _rewrite(
+    con: duckdb.DuckDBPyConnection, table: str, table_dir: Path, partition: str, files: list[Path]
+) -> tuple[str, int]:
+    """One sorted Parquet file with the rows of `files`; returns (relative path, rows)."""
+    partition_cols = PARTITION_COLUMNS[table]
+    columns = [c for c in TABLES[table] if c.name not in partition_cols]
+    if table == "volatility":  # the windows are configurable: keep whatever columns the files hold
+        select = "* EXCLUDE (" + ", ".join(partition_cols) + ")"
+    else:
+        select = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
+    order = "window_start" if table in ("ohlc", "volatility") else "1"
+    relative = f"{COMPACTED_DIR}/{partition}/part-{uuid.uuid4().hex}.parquet"
+    target = table_dir / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name("." + target.name + ".tmp")
+    con.execute(
+        f"COPY (SELECT {select} FROM read_parquet(?, hive_partitioning = true, union_by_name = true) "
+        f"ORDER BY {order}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)",
+        [[str(f) for f in files]],
+    )
+    tmp.rename(target)
+    rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchall()[0][0]
+    return relative, int(rows)
+
+
+def compact(
+    lake: str | Path,
+    table: str = "ohlc",
+    before: dt.date | None = None,
+    *,
+    progress: bool = True,
+    commit_every: int = 50,
+) -> CompactionReport:
+    """Rewrite the closed partitions of `table` into one file each (see the module docstring)."""
+    started = time.perf_counter()
+    lake = Path(lake).resolve()
+    table_dir = lake / table
+    cutoff = cutoff_date(lake, table, before)
+    manifest = read_manifest(table_dir)
+    by_partition: dict[str, list[str]] = defaultdict(list)
+    for rel in sink_files(table_dir):
+        by_partition[partition_of(rel)].append(rel)
+    replaced = {f for e in manifest.partitions.values() for f in e.replaces}
+    todo = []
+    for partition, files in sorted(by_partition.items()):
+        day = partition_date(partition)
+        if day is None or day >= cutoff or partition in manifest.retired:
+            continue
+        fresh = [f for f in files if f not in replaced]
+        entry = manifest.partitions.get(partition)
+        if fresh and (len(fresh) > 1 or entry is not None):
+            todo.append((partition, fresh))
+    files_before = rows_total = 0
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    pending: dict[str, PartitionEntry] = {}
+    garbage: list[tuple[str, float]] = []
+
+    def commit() -> None:
+        nonlocal manifest
+        if not pending:
+            return
+        manifest = replace(
+            manifest,
+            version=manifest.version + 1,
+            partitions={**manifest.partitions, **pending},
+            garbage=(*manifest.garbage, *garbage),
+        )
+        write_manifest(table_dir, manifest)
+        pending.clear()
+        garbage.clear()
+
+    for partition, fresh in tqdm(todo, desc=f"compact {table}", unit="partition", disable=not progress):
+        entry = manifest.partitions.get(partition)
+        old_files = list(entry.files) if entry else []
+        inputs = [table_dir / f for f in (*old_files, *fresh)]
+        relative, rows = _rewrite(con, table, table_dir, partition, inputs)
+        now = time.time()
+        pending[partition] = PartitionEntry(
+            files=(relative,),
+            replaces=(*(entry.replaces if entry else ()), *fresh),
+            rows=rows,
+            compacted_at=now,
+        )
+        garbage.extend((f, now) for f in old_files)
+        files_before += len(inputs)
+        rows_total += rows
+        if len(pending) >= commit_every:
+            commit()
+    commit()
+    con.close()
+    report = CompactionReport(table, cutoff, len(todo), files_before, rows_total, time.perf_counter() - started)
+    log.info(
+        "compacted table=%s partitions=%d files=%d rows=%d cutoff=%s in %.1fs",
+        table, report.partitions, report.files_before, report.rows, cutoff, report.seconds,
+    )  # fmt: skip
+    return report
+
+
+def _delete(paths: Iterable[Path]) -> tuple[int, int]:
+    count = size = 0
+    for path in paths:
+        try:
+            size += path.stat().st_size
+            path.unlink()
+            count += 1
+        except FileNotFoundError:
+            continue
+    return count, size
+
+
+def vacuum(
+    lake: str | Path,
+    table: str,
+    older_than: dt.timedelta | None = None,
+    *,
+    grace_s: float = DEFAULT_GRACE_S,
+    today: dt.date | None = None,
+) -> VacuumReport:
+    """Retire partitions older than `older_than` and delete files no reader needs any more."""
+    lake = Path(lake).resolve()
+    table_dir = lake / table
+    manifest = read_manifest(table_dir)
+    today = today or dt.datetime.now(dt.UTC).date()
+    sink = sink_files(table_dir)
+    retire: set[str] = set()
+    if older_than is not None:
+        oldest_kept = today - older_than
+        partitions = (set(manifest.partitions) | {partition_of(f) for f in sink}) - manifest.retired
+        retire = {p for p in partitions if (d := partition_date(p)) is not None and d < oldest_kept}
+    now = time.time()
+    doomed: set[str] = set()
+    kept_partitions = dict(manifest.partitions)
+    for partition in retire:
+        entry = kept_partitions.pop(partition, None)
+        if entry is not None:
+            doomed.update(entry.files)
+    # Files of a retired partition are unreadable through the new manifest right away, but a
+    # connection opened before may still read them: they are deleted after the grace period.
+    new_garbage = [(f, now) for f in sink if partition_of(f) in retire] + [(f, now) for f in doomed]
+    # The small files a compaction replaced, once the grace period has passed.
+    replaced_due = [
+        (f, e.compacted_at)
+        for e in kept_partitions.values()
+        for f in e.replaces
+        if now - e.compacted_at >= grace_s and (table_dir / f).exists()
+    ]
+    garbage = [*manifest.garbage, *new_garbage, *replaced_due]
+    due = [g for g in garbage if now - g[1] >= grace_s]
+    later = [g for g in garbage if now - g[1] < grace_s]
+    if retire or due or later != list(manifest.garbage):
+        write_manifest(
+            table_dir,
+            replace(
+                manifest,
+                version=manifest.version + 1,
+                partitions=kept_partitions,
+                retired=manifest.retired | retire,
+                garbage=tuple(later),
+            ),
+        )
+    count, size = _delete(table_dir / f for f, _ in due)
+    report = VacuumReport(table, len(retire), count, size)
+    log.info("vacuum table=%s retired=%d deleted=%d bytes=%d", table, len(retire), count, size)
+    return report

@@ -1,0 +1,148 @@
+"""Which files make up a table: the Spark sink's log, adjusted by the compaction manifest.
+
+The stream job's file sink lists every committed file in `<table>/_spark_metadata`
+(`lake.commit_log`). Compaction (`lake.compaction`) rewrites a closed partition's many small
+files into one file under `<table>/_compacted/<partition>/`, and records the swap in a
+manifest, `<table>/_compacted/_manifest/<version>.json`; vacuum records retired partitions.
+Readers take the newest manifest version:
+
+    live files = sink-log files - files some partition's entry `replaces`
+                               - files in a retired partition
+               + every partition entry's compacted `files`
+
+A manifest version is written once (to a temporary name, then linked into place, which fails
+if that version exists), so a reader sees the state before a compaction or after it, never
+half of one; and two compactors cannot both commit the same version. A file the sink writes
+into a partition after it was compacted is not in `replaces`, so it stays visible.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lake.commit_log import committed_files
+
+COMPACTED_DIR = "_compacted"
+MANIFEST_DIR = "_manifest"
+
+
+class ManifestConflict(RuntimeError):
+    """Another compaction or vacuum committed the manifest version this one meant to write."""
+
+
+@dataclass(frozen=True)
+class PartitionEntry:
+    """A compacted partition: its files, and the sink files they replace (paths relative to the table)."""
+
+    files: tuple[str, ...]
+    replaces: tuple[str, ...]
+    rows: int
+    compacted_at: float  # epoch seconds
+
+
+@dataclass(frozen=True)
+class Manifest:
+    version: int = 0
+    partitions: dict[str, PartitionEntry] = field(default_factory=dict)  # "symbol=X/date=D" -> entry
+    retired: frozenset[str] = frozenset()  # partitions removed by vacuum
+    garbage: tuple[tuple[str, float], ...] = ()  # (relative path, since): no longer read, not yet deleted
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "version": self.version,
+                "partitions": {
+                    key: {
+                        "files": list(e.files),
+                        "replaces": list(e.replaces),
+                        "rows": e.rows,
+                        "compacted_at": e.compacted_at,
+                    }
+                    for key, e in sorted(self.partitions.items())
+                },
+                "retired": sorted(self.retired),
+                "garbage": [list(g) for g in self.garbage],
+            },
+            separators=(",", ":"),
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        data = json.loads(text)
+        return cls(
+            version=int(data["version"]),
+            partitions={
+                key: PartitionEntry(
+                    files=tuple(e["files"]),
+                    replaces=tuple(e["replaces"]),
+                    rows=int(e["rows"]),
+                    compacted_at=float(e["compacted_at"]),
+                )
+                for key, e in data["partitions"].items()
+            },
+            retired=frozenset(data.get("retired", ())),
+            garbage=tuple((str(p), float(t)) for p, t in data.get("garbage", ())),
+        )
+
+
+def partition_of(relative: str) -> str:
+    """'symbol=X/date=D/part-0.parquet' -> 'symbol=X/date=D' ('' for an unpartitioned file)."""
+    return relative.rpartition("/")[0]
+
+
+def manifest_dir(table_dir: Path) -> Path:
+    return table_dir / COMPACTED_DIR / MANIFEST_DIR
+
+
+def _version(path: Path) -> int | None:
+    stem = path.name.removesuffix(".json")
+    return int(stem) if path.name.endswith(".json") and stem.isdigit() else None
+
+
+def read_manifest(table_dir: Path) -> Manifest:
+    """The newest manifest version, or an empty one."""
+    folder = manifest_dir(table_dir)
+    if not folder.is_dir():
+        return Manifest()
+    versions = [(v, p) for p in folder.iterdir() if (v := _version(p)) is not None]
+    if not versions:
+        return Manifest()
+    _, newest = max(versions)
+    return Manifest.from_json(newest.read_text(encoding="utf-8"))
+
+
+def write_manifest(table_dir: Path, manifest: Manifest) -> None:
+    """Commit `manifest` as its version; ManifestConflict if that version exists already."""
+    folder = manifest_dir(table_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    final = folder / f"{manifest.version:08d}.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as out:
+            out.write(manifest.to_json())
+            out.flush()
+            os.fsync(out.fileno())
+        try:
+            os.link(tmp, final)  # atomic, and refuses to replace an existing version
+        except FileExistsError:
+            raise ManifestConflict(f"{final} exists: another compaction or vacuum committed first") from None
+    finally:
+        os.unlink(tmp)
+
+
+def sink_files(table_dir: Path) -> list[str]:
+    """The sink log's committed files, relative to the table folder, in log order."""
+    return [p.relative_to(table_dir).as_posix() for p in committed_files(table_dir)]
+
+
+def live_files(table_dir: Path, manifest: Manifest | None = None) -> list[Path]:
+    """The files a reader should read for this table (see the module docstring)."""
+    manifest = manifest if manifest is not None else read_manifest(table_dir)
+    replaced = {f for e in manifest.partitions.values() for f in e.replaces}
+    live = [f for _, e in sorted(manifest.partitions.items()) for f in e.files]
+    live += [rel for rel in sink_files(table_dir) if rel not in replaced and partition_of(rel) not in manifest.retired]
+    return [table_dir / rel for rel in live]
