@@ -34,7 +34,6 @@ from tqdm import tqdm
 
 from lake.manifest import (
     COMPACTED_DIR,
-    Manifest,
     PartitionEntry,
     partition_of,
     read_manifest,

@@ -25,8 +25,8 @@ def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.
             "exchange": "binance", "symbol": symbol, "window_start": t, "window_end": t + dt.timedelta(seconds=1),
             "open": p, "high": p + Decimal("0.5"), "low": p - Decimal("0.5"), "close": p + Decimal("0.1"),
             "volume": Decimal("2"), "quote_volume": p * 2, "vwap": float(p), "trade_count": 2,
-            "buy_volume": Decimal("1.5"), "sell_volume": Decimal("0.5"), "first_trade_id": 2 * i, "last_trade_id": 2 * i + 1,
-            "date": t.date(),
+            "buy_volume": Decimal("1.5"), "sell_volume": Decimal("0.5"),
+            "first_trade_id": 2 * i, "last_trade_id": 2 * i + 1, "date": t.date(),
         })  # fmt: skip
     return rows
 

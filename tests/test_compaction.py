@@ -97,7 +97,7 @@ def test_filters_touch_only_their_partitions(tmp_path: Path) -> None:
             f.write_bytes(b"not parquet")
     con = lake.connect(tmp_path / "lake")
     assert con.sql("SELECT count(*) FROM ohlc WHERE symbol = 'AAAUSD'").fetchall() == [(1200,)]
-    with pytest.raises(Exception, match="(?i)parquet|magic"):
+    with pytest.raises(Exception, match=r"(?i)parquet|magic"):
         con.sql("SELECT count(*) FROM ohlc").fetchall()
 
 
