@@ -54,8 +54,8 @@ def test_rows_are_capped(lake_dir: Path) -> None:
         ("SELEC 1", "does not parse"),
         ("SELECT * FROM read_csv('{tmp}/secret.csv')", "Permission"),  # outside the lake
         ("SELECT * FROM read_text('/etc/hostname')", "Permission"),
-        ("SELECT * FROM query('COPY (SELECT 1) TO ''{lake}/q.csv''')", ""),
-        ("SELECT set_config('threads', '1')", ""),
+        ("SELECT * FROM query('COPY (SELECT 1) TO ''{lake}/q.csv''')", "single SELECT"),
+        ("SELECT set_config('threads', '1')", "does not exist"),
         ("SELECT * FROM read_blob('{tmp}/secret.csv')", "Permission"),
     ],
 )
