@@ -1,0 +1,109 @@
+"""`python -m lake`: sql, info, shell, export, views, compact, vacuum."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pyarrow.parquet as pq
+import pytest
+
+from tests.lake_builder import SinkLake, ohlc_rows
+
+START = dt.datetime(2026, 1, 1, 23, 58, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def lake_dir(tmp_path: Path) -> Path:
+    sink = SinkLake(tmp_path / "lake")
+    for b in range(4):  # 4 batches of 60 s, one file each: 2 per date
+        sink.write_batch(ohlc_rows("AAAUSD", START + dt.timedelta(seconds=60 * b), 60))
+    return tmp_path / "lake"
+
+
+def cli(lake_dir: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "lake", "--lake", str(lake_dir), *args],
+        input=stdin, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+
+
+def test_sql_prints_a_table(lake_dir: Path) -> None:
+    out = cli(lake_dir, "sql", "SELECT symbol, count(*) AS n FROM ohlc GROUP BY symbol")
+    assert out.returncode == 0, out.stderr
+    assert "AAAUSD" in out.stdout and "240" in out.stdout
+
+
+@pytest.mark.parametrize("fmt", ["csv", "json", "parquet"])
+def test_sql_writes_files(lake_dir: Path, tmp_path: Path, fmt: str) -> None:
+    target = tmp_path / f"out.{fmt}"
+    out = cli(lake_dir, "sql", "SELECT * FROM ohlc ORDER BY window_start", "--format", fmt, "--output", str(target))
+    assert out.returncode == 0, out.stderr
+    if fmt == "csv":
+        assert len(target.read_text().splitlines()) == 241
+    elif fmt == "json":
+        rows = [json.loads(line) for line in target.read_text().splitlines()]
+        assert len(rows) == 240 and rows[0]["open"] == 100.0
+    else:
+        assert pq.read_table(target).num_rows == 240
+
+
+def test_sql_refuses_writes_with_a_message(lake_dir: Path) -> None:
+    out = cli(lake_dir, "sql", f"COPY ohlc TO '{lake_dir}/x.csv'")
+    assert out.returncode == 1
+    assert out.stderr.strip() == "lake: only SELECT queries may run here, not COPY"
+    assert not (lake_dir / "x.csv").exists()
+
+
+def test_info_reports_files_rows_and_range(lake_dir: Path) -> None:
+    out = cli(lake_dir, "info")
+    assert out.returncode == 0, out.stderr
+    ohlc = next(line for line in out.stdout.splitlines() if line.startswith("ohlc"))
+    assert ohlc.split()[:2] == ["ohlc", "4"] and " 240 " in ohlc
+    assert "2026-01-01 23:58:01 .. 2026-01-02 00:02:00" in ohlc and "newest" in ohlc
+
+
+def test_shell_runs_statements_from_stdin(lake_dir: Path) -> None:
+    out = cli(lake_dir, "shell", stdin="SELECT count(*) AS n\nFROM ohlc;\n.tables\nDROP VIEW ohlc;\nSELECT 41 + 1 AS x;\n")
+    assert out.returncode == 0, out.stderr
+    assert "240" in out.stdout and "candles" in out.stdout and "42" in out.stdout
+    assert "only SELECT" in out.stderr
+
+
+def test_export_with_a_filter(lake_dir: Path, tmp_path: Path) -> None:
+    target = tmp_path / "day2.parquet"
+    out = cli(lake_dir, "export", "ohlc", "--output", str(target), "--where", "date = DATE '2026-01-02'")
+    assert out.returncode == 0, out.stderr
+    assert pq.read_table(target).num_rows == 120
+
+
+def test_views_sql_recreates_the_views_in_a_plain_duckdb(lake_dir: Path) -> None:
+    out = cli(lake_dir, "views")
+    con = duckdb.connect()
+    con.execute(out.stdout)
+    assert con.sql("SELECT count(*) FROM ohlc").fetchall() == [(240,)]
+    assert con.sql(
+        "SELECT count(*) FROM candles('AAAUSD', INTERVAL 1 MINUTE, TIMESTAMPTZ '2026-01-01', TIMESTAMPTZ '2026-01-03')"
+    ).fetchall() == [(4,)]  # 23:58, 23:59, 00:00, 00:01
+
+
+def test_compact_then_vacuum(lake_dir: Path) -> None:
+    before = cli(lake_dir, "sql", "SELECT * FROM ohlc ORDER BY window_start", "--max-rows", "1000").stdout
+    out = cli(lake_dir, "compact", "--before", "2026-01-02")
+    assert out.returncode == 0, out.stderr
+    assert "1 partitions before 2026-01-02 compacted, 2 files -> 1, 120 rows" in out.stdout
+    assert cli(lake_dir, "sql", "SELECT * FROM ohlc ORDER BY window_start", "--max-rows", "1000").stdout == before
+    out = cli(lake_dir, "vacuum", "--table", "ohlc", "--grace", "0s")
+    assert "2 files deleted" in out.stdout
+    assert cli(lake_dir, "sql", "SELECT * FROM ohlc ORDER BY window_start", "--max-rows", "1000").stdout == before
+
+
+def test_bad_arguments_get_a_clear_error(lake_dir: Path) -> None:
+    out = cli(lake_dir, "vacuum", "--older-than", "a month")
+    assert out.returncode == 2 and "expected a duration like 30d" in out.stderr
+    out = cli(lake_dir, "sql", "SELECT 1", "--format", "csv")
+    assert out.returncode == 2 and "needs --output" in out.stderr
