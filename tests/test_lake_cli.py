@@ -68,7 +68,8 @@ def test_info_reports_files_rows_and_range(lake_dir: Path) -> None:
 
 
 def test_shell_runs_statements_from_stdin(lake_dir: Path) -> None:
-    out = cli(lake_dir, "shell", stdin="SELECT count(*) AS n\nFROM ohlc;\n.tables\nDROP VIEW ohlc;\nSELECT 41 + 1 AS x;\n")
+    script = "SELECT count(*) AS n\nFROM ohlc;\n.tables\nDROP VIEW ohlc;\nSELECT 41 + 1 AS x;\n"
+    out = cli(lake_dir, "shell", stdin=script)
     assert out.returncode == 0, out.stderr
     assert "240" in out.stdout and "candles" in out.stdout and "42" in out.stdout
     assert "only SELECT" in out.stderr
