@@ -111,3 +111,39 @@ def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.Dat
             frame.loc[frame[f"returns_{w}s"] < 2, f"volatility_{w}s"] = np.nan
         out.append(frame.reset_index(drop=True))
     return pd.concat(out, ignore_index=True)
+
+
+def reference_candles(records: Iterable[dict[str, Any]], step_s: int) -> pd.DataFrame:
+    """Candles of `step_s` seconds straight from the trades (not from 1-second bars)."""
+    trades = valid_trades(records)
+    trades = trades.assign(bucket=trades["timestamp"] // (step_s * 1000)).sort_values(
+        ["exchange", "symbol", "bucket", "timestamp", "trade_id"]
+    )
+    out = []
+    with decimal.localcontext() as ctx:
+        ctx.prec = 80
+        for (exchange, symbol, bucket), g in trades.groupby(["exchange", "symbol", "bucket"], sort=True):
+            prices, qtys = list(g["price"]), list(g["quantity"])
+            volume = sum(qtys, Decimal(0))
+            quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
+            buy = sum((q for q, m in zip(qtys, g["is_buyer_maker"], strict=True) if not m), Decimal(0))
+            out.append(
+                {
+                    "exchange": exchange,
+                    "symbol": symbol,
+                    "bucket_start": pd.Timestamp(bucket * step_s * 1000, unit="ms", tz="UTC"),
+                    "open": prices[0],
+                    "high": max(prices),
+                    "low": min(prices),
+                    "close": prices[-1],
+                    "volume": volume,
+                    "quote_volume": quote,
+                    "vwap": float(quote) / float(volume),
+                    "trade_count": len(g),
+                    "buy_volume": buy,
+                    "sell_volume": volume - buy,
+                    "first_trade_id": int(g["trade_id"].iloc[0]),
+                    "last_trade_id": int(g["trade_id"].iloc[-1]),
+                }
+            )
+    return pd.DataFrame(out)

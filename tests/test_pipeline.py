@@ -22,7 +22,7 @@ from ingest import side_records
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
 from tests.conftest import run_job
-from tests.reference import reference_bars, reference_volatility, valid_trades
+from tests.reference import reference_bars, reference_candles, reference_volatility, valid_trades
 
 pytestmark = pytest.mark.integration
 
@@ -160,6 +160,63 @@ def test_volatility_equals_pandas_rolling_reference(pipeline: dict[str, Any]) ->
         assert np.allclose(left[both], right[both], rtol=1e-9, atol=0), column
     # Real numbers, not all nulls: most bars have a 60 s volatility.
     assert actual["volatility_60s"].notna().mean() > 0.9
+
+
+@pytest.mark.parametrize("step_s", [5, 60, 3600])
+def test_candles_macro_equals_candles_from_the_trades(pipeline: dict[str, Any], step_s: int) -> None:
+    """candles() over the 1-second bars equals candles computed from the tape's trades directly."""
+    expected = reference_candles(pipeline["tape"], step_s)
+    con = lake.connect(pipeline["lake"])
+    for symbol in ("BTCUSDT", "ETHUSDT"):
+        result = con.execute(
+            f"SELECT * EXCLUDE (bucket_end, bars) FROM candles(?, INTERVAL {step_s} SECOND, "
+            "TIMESTAMPTZ '2024-08-08', TIMESTAMPTZ '2024-08-10', venue := 'binance')",
+            [symbol],
+        )
+        names = [d[0] for d in result.description]
+        actual = pd.DataFrame(result.fetchall(), columns=names)
+        want = expected[expected["symbol"] == symbol].reset_index(drop=True)
+        assert len(actual) == len(want) > 0
+        for column in want.columns:
+            left, right = list(actual[column]), list(want[column])
+            if column == "bucket_start":
+                left = [pd.Timestamp(x).tz_convert("UTC") for x in left]
+            if column == "vwap":
+                assert np.allclose(left, right, rtol=1e-12, atol=0), column
+            else:
+                assert left == right, f"{symbol} {step_s}s: column {column} differs"
+    # The exchange filter: no such venue, no candles.
+    none = con.sql(
+        "SELECT count(*) FROM candles('BTCUSDT', INTERVAL 1 MINUTE, TIMESTAMPTZ '2024-08-08', "
+        "TIMESTAMPTZ '2024-08-10', venue := 'coinbase')"
+    )
+    assert none.fetchall() == [(0,)]
+
+
+def test_realized_volatility_macro_equals_pandas(pipeline: dict[str, Any]) -> None:
+    bars = reference_bars(pipeline["tape"])
+    returns = reference_volatility(bars, (60,))
+    returns = returns[returns["symbol"] == "BTCUSDT"].dropna(subset=["log_return"])
+    bucket = returns["window_start"].dt.floor("5min")
+    grouped = returns.groupby(bucket)["log_return"]
+    expected = pd.DataFrame(
+        {"n": grouped.count(), "std": grouped.std(ddof=1), "rv": np.sqrt(grouped.apply(lambda r: (r * r).sum()))}
+    )
+    result = (
+        lake.connect(pipeline["lake"])
+        .sql(
+            "SELECT bucket_start, returns, volatility, realized_vol, realized_vol_annualized FROM realized_volatility("
+            "'BTCUSDT', INTERVAL 5 MINUTE, TIMESTAMPTZ '2024-08-08', TIMESTAMPTZ '2024-08-10') WHERE returns > 0"
+        )
+        .fetchall()
+    )
+    assert [pd.Timestamp(r[0]) for r in result] == list(expected.index)
+    assert [r[1] for r in result] == list(expected["n"])
+    std = np.array([np.nan if r[2] is None else r[2] for r in result])
+    assert np.allclose(std, expected["std"].to_numpy(), rtol=1e-9, equal_nan=True)
+    assert np.allclose([r[3] for r in result], expected["rv"].to_numpy(), rtol=1e-9)
+    # Annualized: realized variance scaled from 5 minutes to a 365-day year.
+    assert np.allclose([r[4] for r in result], expected["rv"].to_numpy() * np.sqrt(365 * 24 * 12), rtol=1e-9)
 
 
 def test_invalid_records_land_in_rejects_with_reasons(pipeline: dict[str, Any]) -> None:
