@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lake.commit_log import committed_files
+from lake.commit_log import committed_relative
 
 COMPACTED_DIR = "_compacted"
 MANIFEST_DIR = "_manifest"
@@ -136,13 +136,19 @@ def write_manifest(table_dir: Path, manifest: Manifest) -> None:
 
 def sink_files(table_dir: Path) -> list[str]:
     """The sink log's committed files, relative to the table folder, in log order."""
-    return [p.relative_to(table_dir).as_posix() for p in committed_files(table_dir)]
+    return committed_relative(table_dir)
 
 
 def live_files(table_dir: Path, manifest: Manifest | None = None) -> list[Path]:
     """The files a reader should read for this table (see the module docstring)."""
+    return [Path(p) for p in live_paths(table_dir, manifest)]
+
+
+def live_paths(table_dir: Path, manifest: Manifest | None = None) -> list[str]:
+    """`live_files` as strings: what the reader puts in its views, without 10^4 Path objects."""
     manifest = manifest if manifest is not None else read_manifest(table_dir)
     replaced = {f for e in manifest.partitions.values() for f in e.replaces}
     live = [f for _, e in sorted(manifest.partitions.items()) for f in e.files]
     live += [rel for rel in sink_files(table_dir) if rel not in replaced and partition_of(rel) not in manifest.retired]
-    return [table_dir / rel for rel in live]
+    prefix = str(table_dir).rstrip("/") + "/"
+    return [prefix + rel for rel in live]

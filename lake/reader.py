@@ -8,17 +8,18 @@ before its commit are not read, and a compacted partition is read once. Views ar
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import duckdb
 
 from lake.macros import MACROS
-from lake.manifest import live_files
+from lake.manifest import live_paths
 from lake.sandbox import lock_down
 from lake.schema import LATE, PARTITION_COLUMNS, PROGRESS, TABLES, Column, duckdb_type, volatility_columns
 from lake.settings import Settings
 
-VIEWS = (*TABLES, "late", "progress")
+VIEWS = (*TABLES, "latest_bars", "late", "progress")
 
 
 def _sql_string(value: str) -> str:
@@ -37,13 +38,12 @@ def table_columns(table: str, settings: Settings | None = None) -> tuple[Column,
     return TABLES[table]
 
 
-def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
-    """CREATE VIEW text for one table over its live files, typed by `lake.schema`."""
+def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] | None = None) -> str:
+    """SELECT over some of a table's files, typed by `lake.schema`; an empty SELECT for none."""
     columns = columns or table_columns(table)
-    files = live_files(table_dir)
     if not files:
-        return f"CREATE OR REPLACE VIEW {table} AS {_empty_select(columns)}"
-    file_list = ", ".join(_sql_string(str(f)) for f in files)
+        return _empty_select(columns)
+    file_list = ", ".join(_sql_string(f) for f in files)
     hive_types = ", ".join(
         f"{_sql_string(c.name)}: {duckdb_type(c.type)}" for c in columns if c.name in PARTITION_COLUMNS[table]
     )
@@ -51,8 +51,38 @@ def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = N
     # union_by_name opens every file to bind the view; only volatility's columns vary (windows).
     union = ", union_by_name = true" if table == "volatility" else ""
     return (
-        f"CREATE OR REPLACE VIEW {table} AS SELECT {cols} FROM read_parquet([{file_list}], "
+        f"SELECT {cols} FROM read_parquet([{file_list}], "
         f"hive_partitioning = true, hive_types = {{{hive_types}}}{union})"
+    )
+
+
+def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
+    """CREATE VIEW text for one table over its live files."""
+    return f"CREATE OR REPLACE VIEW {table} AS {select_files_sql(table, live_paths(table_dir), columns)}"
+
+
+_SYMBOL_DATE = re.compile(r"/symbol=([^/]+)/date=([0-9-]+)/")
+
+
+def newest_partition_files(files: list[str]) -> list[str]:
+    """The files of each symbol's newest date partition (from the paths alone)."""
+    newest: dict[str, str] = {}
+    for f in files:
+        if m := _SYMBOL_DATE.search(f):
+            newest[m[1]] = max(newest.get(m[1], ""), m[2])
+    return [f for f in files if (m := _SYMBOL_DATE.search(f)) and newest[m[1]] == m[2]]
+
+
+def latest_bars_sql(ohlc_dir: Path) -> str:
+    """View `latest_bars`: each symbol's newest bar per exchange, reading only newest partitions.
+
+    A symbol's newest bar is in its newest date partition, so the view opens those files
+    only. An exchange that did not trade the symbol on that date is not listed.
+    """
+    newest = select_files_sql("ohlc", newest_partition_files(live_paths(ohlc_dir)))
+    return (
+        f"CREATE OR REPLACE VIEW latest_bars AS SELECT * FROM ({newest}) "
+        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1"
     )
 
 
@@ -90,8 +120,12 @@ def views_sql(path: str | Path | None = None, settings: Settings | None = None) 
     settings = settings or Settings()
     lake = Path(path if path is not None else settings.lake_path).resolve()
     statements = ["SET TimeZone = 'UTC'"]
+    # The macros are created over empty placeholder views: creating one binds the views it
+    # names, which over a long file list costs as much as a query.
+    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(table_columns(t, settings))}" for t in TABLES]
+    statements += [m.strip() for m in MACROS]
     statements += [view_sql(table, lake / table, table_columns(table, settings)) for table in TABLES]
-    statements += [progress_view_sql(lake), LATE_VIEW_SQL, *(m.strip() for m in MACROS)]
+    statements += [latest_bars_sql(lake / "ohlc"), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 
 

@@ -29,3 +29,58 @@ def test_every_table_and_progress_has_a_view_on_an_empty_lake(tmp_path: Path) ->
         assert con.sql(f"SELECT count(*) FROM {view}").fetchall() == [(0,)]
     names = [d[0] for d in con.sql("SELECT * FROM volatility").description]
     assert {"log_return", "volatility_60s", "realized_vol_300s", "returns_60s"} <= set(names)
+
+
+def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from lake.manifest import live_files
+    from tests.lake_builder import SinkLake, ohlc_rows
+
+    sink = SinkLake(tmp_path / "lake")
+    start = dt.datetime(2026, 1, 1, 23, 59, tzinfo=dt.UTC)
+    sink.write_batch(ohlc_rows("BBBUSD", start, 30))  # day 1 only
+    sink.write_batch(ohlc_rows("AAAUSD", start, 120))  # days 1 and 2
+    con = lake.connect(tmp_path / "lake")
+    naive = con.sql(
+        "SELECT exchange, symbol, window_start, close FROM ohlc "
+        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 ORDER BY symbol"
+    ).fetchall()
+    latest = con.sql("SELECT exchange, symbol, window_start, close FROM latest_bars ORDER BY symbol").fetchall()
+    assert latest == naive and len(latest) == 2
+    # Older partitions are not opened: corrupt AAAUSD's day 1.
+    for f in live_files(sink.table_dir):
+        if "symbol=AAAUSD/date=2026-01-01" in str(f):
+            f.write_bytes(b"not parquet")
+    assert lake.connect(tmp_path / "lake").sql("SELECT count(*) FROM latest_bars").fetchall() == [(2,)]
+
+
+def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:
+    import json
+
+    folder = tmp_path / "_progress" / "date=2026-01-01"
+    folder.mkdir(parents=True)
+    base = {
+        "query": "ohlc", "input_rows": 10, "input_rows_per_s": 1.0, "processed_rows_per_s": 2.0,
+        "batch_duration_ms": 900, "state_rows": 5, "state_memory_bytes": 100, "duplicates_dropped": 0,
+        "sources": [{"description": "kafka", "end_offset": {"t": {"0": 10}}, "input_rows": 10}],
+    }  # fmt: skip
+    records = [
+        {**base, "batch_id": 0, "timestamp": "2026-01-01T00:00:00.000Z", "watermark": "1970-01-01T00:00:00.000Z",
+         "rows_dropped_by_watermark": 0},
+        {**base, "batch_id": 1, "timestamp": "2026-01-01T00:00:05.000Z", "watermark": "2026-01-01T00:00:01.000Z",
+         "rows_dropped_by_watermark": 3},
+    ]  # fmt: skip
+    (folder / "ohlc.ndjson").write_text("".join(json.dumps(r) + "\n" for r in records))
+    con = lake.connect(tmp_path)
+    rows = con.sql("SELECT query, batch_id, timestamp, watermark, late_rows FROM late").fetchall()
+    assert len(rows) == 1 and rows[0][:2] == ("ohlc", 1) and rows[0][4] == 3
+    assert str(rows[0][2]) == "2026-01-01 00:00:05+00:00"
+    types = {
+        d[0]: str(t)
+        for d, t in zip(
+            con.sql("SELECT * FROM progress").description, con.sql("SELECT * FROM progress").types, strict=True
+        )
+    }
+    assert types["timestamp"] == "TIMESTAMP WITH TIME ZONE" and types["batch_id"] == "BIGINT"
+    assert types["sources"] == "JSON"
