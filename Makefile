@@ -62,6 +62,8 @@ test: deps ## run the test suite (unit + integration with real Kafka and Spark)
 
 bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/ingest_throughput.py
+	$(PY) bench/e2e.py
+	$(PY) bench/lake_query.py
 
 check: venv ## format check, lint and type check
 	$(VENV)/bin/ruff format --check .
