@@ -11,9 +11,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.schema import OHLC, to_arrow
-
-PARTITIONS = ("symbol", "date")
+from lake.schema import OHLC, PARTITION_COLUMNS, Column, to_arrow
 
 
 def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.0) -> list[dict[str, object]]:
@@ -34,19 +32,21 @@ def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.
 class SinkLake:
     """Writes one file per partition per batch and the `_spark_metadata` log, like Spark's file sink."""
 
-    def __init__(self, lake: Path, table: str = "ohlc") -> None:
+    def __init__(self, lake: Path, table: str = "ohlc", columns: tuple[Column, ...] = OHLC) -> None:
         self.table_dir = lake / table
+        self.partitions = PARTITION_COLUMNS[table]
+        self.columns = columns
         self.batch = 0
         self.entries: list[dict[str, object]] = []
 
     def write_batch(self, rows: list[dict[str, object]], *, commit: bool = True) -> list[Path]:
-        schema = to_arrow(tuple(c for c in OHLC if c.name not in PARTITIONS))
+        schema = to_arrow(tuple(c for c in self.columns if c.name not in self.partitions))
         by_partition: dict[tuple[object, ...], list[dict[str, object]]] = {}
         for row in rows:
-            by_partition.setdefault((row["symbol"], row["date"]), []).append(row)
+            by_partition.setdefault(tuple(row[p] for p in self.partitions), []).append(row)
         written = []
-        for (symbol, date), part in sorted(by_partition.items(), key=repr):
-            folder = self.table_dir / f"symbol={symbol}" / f"date={date}"
+        for values, part in sorted(by_partition.items(), key=repr):
+            folder = self.table_dir.joinpath(*(f"{p}={v}" for p, v in zip(self.partitions, values, strict=True)))
             folder.mkdir(parents=True, exist_ok=True)
             path = folder / f"part-00000-{uuid.uuid4()}.c000.snappy.parquet"
             pq.write_table(pa.Table.from_pylist(part, schema=schema), path)

@@ -1,0 +1,39 @@
+"""Settings shared by every page: the lake, auto-refresh, and how old a bar may get."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from lake.settings import Settings, interval_ms
+
+DEFAULT_REFRESH_S = 5
+MARGIN_S = 30.0
+
+
+def lake_path() -> str:
+    return Settings().lake_path
+
+
+def stale_after_s(settings: Settings | None = None) -> float:
+    """How old the newest bar may be before the pipeline counts as stalled.
+
+    A bar appears about watermark + two triggers after its second ends (bench/RESULTS.md);
+    the margin covers a slow batch.
+    """
+    settings = settings or Settings()
+    trigger = settings.stream_trigger
+    trigger_s = 5.0 if trigger == "available-now" else interval_ms(trigger) / 1000
+    return interval_ms(settings.stream_watermark) / 1000 + 2 * trigger_s + MARGIN_S
+
+
+def sidebar() -> None:
+    st.sidebar.caption(f"lake: `{lake_path()}`")
+    st.sidebar.slider("Refresh every (s)", 1, 60, DEFAULT_REFRESH_S, key="refresh_s")
+    st.sidebar.toggle("Pause auto-refresh", key="paused")
+
+
+def run_every() -> float | None:
+    """The fragments' refresh interval, or None when paused."""
+    if st.session_state.get("paused", False):
+        return None
+    return float(st.session_state.get("refresh_s", DEFAULT_REFRESH_S))
