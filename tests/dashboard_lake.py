@@ -31,6 +31,10 @@ def volatility_rows(bars: list[dict[str, object]]) -> list[dict[str, object]]:
     return rows
 
 
+def _iso(t: dt.datetime) -> str:
+    return t.isoformat().replace("+00:00", "Z")
+
+
 def build(lake: Path, symbols: dict[str, float] = SYMBOLS, batches: int = 6) -> Path:
     """Bars in `batches` micro-batches per symbol, their volatility, two rejects and progress records."""
     ohlc, vol = SinkLake(lake), SinkLake(lake, "volatility", VOLATILITY)
@@ -52,9 +56,9 @@ def build(lake: Path, symbols: dict[str, float] = SYMBOLS, batches: int = 6) -> 
         for b in range(batches):
             t = START + dt.timedelta(seconds=b * step)
             out.write(json.dumps({
-                "query": "ohlc", "batch_id": b, "timestamp": t.isoformat().replace("+00:00", "Z"),
+                "query": "ohlc", "batch_id": b, "timestamp": _iso(t),
                 "input_rows": 1000, "input_rows_per_s": 200.0, "processed_rows_per_s": 900.0,
-                "batch_duration_ms": 1100, "watermark": (t - dt.timedelta(seconds=5)).isoformat().replace("+00:00", "Z"),
+                "batch_duration_ms": 1100, "watermark": _iso(t - dt.timedelta(seconds=5)),
                 "state_rows": 40, "state_memory_bytes": 4096, "rows_dropped_by_watermark": 2 if b == 3 else 0,
                 "duplicates_dropped": 0,
                 "sources": [{"description": "kafka", "end_offset": json.dumps({"crypto.trades": {"0": 1000 * (b + 1)}}),
