@@ -1,66 +1,120 @@
-"""The first dashboard page, run headless with Streamlit's AppTest."""
+"""Every dashboard page, run headless with Streamlit's AppTest, over a fixture lake and an empty one."""
 
 from __future__ import annotations
 
+import base64
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
 from lake.settings import REPO_ROOT
-from tests.test_commit_log import _log
+from tests.dashboard_lake import build
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
+PAGES = ["pages/market.py", "pages/compare.py", "pages/health.py", "pages/sql.py", "pages/predictions.py"]
 
 
-def test_empty_lake_shows_a_message_not_an_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAKE_PATH", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=30).run()
+@pytest.fixture(scope="module")
+def lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build(tmp_path_factory.mktemp("dash") / "lake")
+
+
+def _app(monkeypatch: pytest.MonkeyPatch, lake: Path) -> AppTest:
+    monkeypatch.setenv("LAKE_PATH", str(lake))
+    return AppTest.from_file(APP, default_timeout=60).run()
+
+
+def _values(encoded: object) -> list[float]:
+    """A Plotly array from figure JSON: a list, or typed binary ({"dtype", "bdata"})."""
+    if isinstance(encoded, dict):
+        return list(np.frombuffer(base64.b64decode(encoded["bdata"]), dtype=encoded["dtype"]))
+    return list(encoded)  # type: ignore[call-overload]
+
+
+def _candles(at: AppTest) -> int:
+    """Candles in the market page's first chart (its figure JSON)."""
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    return len(spec["data"][0]["x"])
+
+
+def test_market_page_follows_symbol_timeframe_and_range(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
+    at = _app(monkeypatch, lake_dir)
     assert not at.exception
-    assert "no bars yet" in at.info[0].value
+    assert _candles(at) == 15  # last 15 minutes of 1-minute candles
+    assert "AAAUSDT" in at.caption[0].value
+    at.selectbox(key="market_symbol").select("CCCUSDT").run()
+    assert "CCCUSDT" in at.caption[0].value
+    at.selectbox(key="market_timeframe").select("5s").run()
+    assert _candles(at) == 180
+    at.radio(key="market_range").set_value("last 1 h").run()
+    assert _candles(at) == 720
+    at.toggle(key="market_annualized").set_value(True).run()
+    assert not at.exception and len(at.get("plotly_chart")) == 2
+    assert any("pipeline may have stalled" in w.value for w in at.warning)  # a January fixture lake
 
 
-def test_candles_for_the_chosen_symbol(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import datetime as dt
-    from decimal import Decimal
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from lake.schema import OHLC, to_arrow
-
-    table_dir = tmp_path / "ohlc"
-    schema = to_arrow(tuple(c for c in OHLC if c.name not in ("symbol", "date")))
-    for batch, (symbol, n) in enumerate((("BTCUSDT", 3), ("ETHUSDT", 2))):
-        part = table_dir / f"symbol={symbol}" / "date=2024-08-08"
-        part.mkdir(parents=True)
-        start = dt.datetime(2024, 8, 8, 23, 59, tzinfo=dt.UTC)
-        rows = [
-            {
-                "exchange": "binance",
-                "window_start": start + dt.timedelta(seconds=i),
-                "window_end": start + dt.timedelta(seconds=i + 1),
-                "open": Decimal(1),
-                "high": Decimal(2),
-                "low": Decimal(1),
-                "close": Decimal(2),
-                "volume": Decimal(1),
-                "quote_volume": Decimal(2),
-                "vwap": 2.0,
-                "trade_count": 1,
-                "buy_volume": Decimal(1),
-                "sell_volume": Decimal(0),
-                "first_trade_id": i,
-                "last_trade_id": i,
-            }
-            for i in range(n)
-        ]
-        pq.write_table(pa.Table.from_pylist(rows, schema=schema), part / "f.parquet")
-        _log(table_dir, str(batch), [f"file://{part}/f.parquet"])
-    monkeypatch.setenv("LAKE_PATH", str(tmp_path))
-    at = AppTest.from_file(APP, default_timeout=30).run()
+def test_market_page_refuses_bad_parameters_politely(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
+    at = _app(monkeypatch, lake_dir)
+    at.selectbox(key="market_timeframe").select("1s").run()
+    at.radio(key="market_range").set_value("last 24 h").run()
     assert not at.exception
-    assert at.selectbox[0].options == ["BTCUSDT", "ETHUSDT"]
-    assert "3 most recent" in at.caption[0].value
-    at.selectbox[0].select("ETHUSDT").run()
-    assert "2 most recent" in at.caption[0].value
+    assert any("too many to draw" in w.value for w in at.warning)
+    at.radio(key="market_range").set_value("custom").run()
+    at.date_input(key="market_to").set_value(at.date_input(key="market_from").value).run()
+    assert not at.exception and any("before the end" in w.value for w in at.warning)
+
+
+def test_compare_page(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
+    at = _app(monkeypatch, lake_dir)
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception
+    lines = json.loads(at.get("plotly_chart")[0].proto.spec)["data"]
+    assert [t["name"] for t in lines] == ["binance:AAAUSDT", "binance:BBBUSDT", "binance:CCCUSDT"]
+    assert _values(lines[0]["y"])[0] == pytest.approx(100.0)
+    heatmap = json.loads(at.get("plotly_chart")[1].proto.spec)["data"][0]
+    assert heatmap["type"] == "heatmap" and len(heatmap["z"]) == 3
+    at.multiselect(key="compare_symbols").set_value(["binance:AAAUSDT"]).run()
+    assert "Pick two symbols" in at.info[0].value and not at.get("plotly_chart")
+
+
+def test_health_page(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
+    at = _app(monkeypatch, lake_dir)
+    at.switch_page("pages/health.py").run()
+    assert not at.exception
+    assert len(at.get("plotly_chart")) == 4
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Rows dropped as late"] == "2" and metrics["Rejected records"] == "2"
+    at.selectbox(key="health_reject_reason").select("nonpositive_price").run()
+    assert '{"price":"-1"}' in str(at.dataframe[-1].value.to_dict())
+
+
+def test_sql_page_runs_queries_and_explains_refusals(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
+    at = _app(monkeypatch, lake_dir)
+    at.switch_page("pages/sql.py").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception and at.caption[-1].value == "3 rows"
+    at.text_area[0].set_value("DROP VIEW ohlc").run()
+    at.button(key="sql_run").click().run()
+    assert not at.exception and at.error[0].value == "Not run: only SELECT queries may run here, not DROP"
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_on_an_empty_lake_explains_itself(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, page: str
+) -> None:
+    at = _app(monkeypatch, tmp_path / "no-lake")
+    at.switch_page(page).run()
+    assert not at.exception
+    if page != "pages/sql.py":
+        assert at.info, page
+
+
+def test_one_symbol_lake(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    lake = build(tmp_path / "lake", symbols={"AAAUSDT": 100.0}, batches=2)
+    at = _app(monkeypatch, lake)
+    assert not at.exception and _candles(at) == 15
+    at.switch_page("pages/compare.py").run()
+    assert not at.exception and "comparing needs two symbols" in at.info[0].value
