@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import streamlit as st
 
 from lake.settings import Settings, interval_ms
@@ -37,3 +39,19 @@ def run_every() -> float | None:
     if st.session_state.get("paused", False):
         return None
     return float(st.session_state.get("refresh_s", DEFAULT_REFRESH_S))
+
+
+NO_BARS = "The lake has no bars yet. Run `make run`, or start the ingestor and the stream job."
+
+
+def stop_until_bars(has_bars: Callable[[], bool]) -> None:
+    """Show the empty-lake notice and stop the page; re-run the page once bars arrive."""
+
+    @st.fragment(run_every=run_every())
+    def waiting() -> None:
+        if has_bars():
+            st.rerun(scope="app")
+        st.info(NO_BARS)
+
+    waiting()
+    st.stop()

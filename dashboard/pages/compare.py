@@ -5,14 +5,13 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, repositories, services
-from dashboard.controls import lake_path, run_every
+from dashboard.controls import lake_path, run_every, stop_until_bars
 
 st.header("Compare")
 LAKE = lake_path()
 markets = repositories.markets(LAKE)
 if markets.empty:
-    st.info("The lake has no bars yet. Run `make run`, or start the ingestor and the stream job.")
-    st.stop()
+    stop_until_bars(lambda: not repositories.markets(LAKE).empty)
 labels = [f"{e}:{s}" for e, s in zip(markets["exchange"], markets["symbol"], strict=True)]
 if len(labels) < 2:
     st.info(f"Only {labels[0]} is in the lake: comparing needs two symbols or more.")

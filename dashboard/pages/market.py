@@ -7,14 +7,13 @@ import datetime as dt
 import streamlit as st
 
 from dashboard import charts, repositories, services
-from dashboard.controls import lake_path, run_every, stale_after_s
+from dashboard.controls import lake_path, run_every, stale_after_s, stop_until_bars
 
 st.header("Market")
 LAKE = lake_path()
 markets = repositories.markets(LAKE)
 if markets.empty:
-    st.info("The lake has no bars yet. Run `make run`, or start the ingestor and the stream job.")
-    st.stop()
+    stop_until_bars(lambda: not repositories.markets(LAKE).empty)
 
 left, middle, right, far = st.columns([1, 1, 1, 2])
 exchange = left.selectbox("Exchange", sorted(markets["exchange"].unique()), key="market_exchange")
