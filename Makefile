@@ -16,7 +16,7 @@ SAMPLE_TAPE := ingest/tapes/sample.ndjson.gz
 DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count) AS trades, \
                min(window_start) AS first_bar, max(window_start) AS last_bar FROM ohlc GROUP BY ALL ORDER BY ALL
 
-.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test bench check fmt clean
+.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test chromium bench check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -57,8 +57,13 @@ run: deps kafka-up ## demo: replay the sample tape, run the stream job until don
 dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
 	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.headless true
 
-test: deps ## run the test suite (unit + integration with real Kafka and Spark)
+test: deps chromium ## run the test suite (unit + integration with real Kafka, Spark and a browser)
 	$(PY) -m pytest
+
+chromium: ## Debian's chromium for the dashboard's browser tests (Playwright downloads nothing)
+	@command -v chromium >/dev/null || { S=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	  $$S apt-get install -y -q chromium >/dev/null || { $$S apt-get update -q >/dev/null && $$S apt-get install -y -q chromium >/dev/null; }; }
+	@chromium --version
 
 bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/ingest_throughput.py
