@@ -17,6 +17,7 @@ TIME_COLUMN = {
     "volatility": "window_start",
     "rejects": "kafka_timestamp",
     "feed_events": "event_time",
+    "predictions": "time",
 }
 
 

@@ -56,9 +56,18 @@ def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] |
     )
 
 
+# Tables whose view keeps one row per key: append-only tables where a newer row supersedes.
+NEWEST_PER_KEY = {
+    "predictions": "PARTITION BY model_id, exchange, symbol, time ORDER BY scored_at DESC",
+}
+
+
 def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
     """CREATE VIEW text for one table over its live files."""
-    return f"CREATE OR REPLACE VIEW {table} AS {select_files_sql(table, live_paths(table_dir), columns)}"
+    select = select_files_sql(table, live_paths(table_dir), columns)
+    if table in NEWEST_PER_KEY:
+        select = f"SELECT * FROM ({select}) QUALIFY row_number() OVER ({NEWEST_PER_KEY[table]}) = 1"
+    return f"CREATE OR REPLACE VIEW {table} AS {select}"
 
 
 _SYMBOL_DATE = re.compile(r"/symbol=([^/]+)/date=([0-9-]+)/")

@@ -191,17 +191,34 @@ def volatility_columns(windows_s: tuple[int, ...]) -> tuple[Column, ...]:
 DEFAULT_VOLATILITY_WINDOWS_S = (60, 300)
 VOLATILITY = volatility_columns(DEFAULT_VOLATILITY_WINDOWS_S)
 
+# lake/predictions, written by `python -m models score`: append-only; a later scoring run that
+# knows the outcome appends the row again, and the `predictions` view keeps the newest per key.
+PREDICTIONS: tuple[Column, ...] = (
+    Column("model_id", "string", False, "the run that trained the model"),
+    Column("task", "string", False, "vol_spike | direction"),
+    Column("exchange", "string", False),
+    Column("symbol", "string", False, "partition column"),
+    Column("time", "timestamp", False, "features use bars up to this time, UTC"),
+    Column("horizon_s", "int64", False),
+    Column("probability", "double", False, "P(spike) or P(price up) over (time, time + horizon]"),
+    Column("outcome", "double", True, "1 or 0 once time + horizon has passed, else null"),
+    Column("scored_at", "timestamp", False),
+    Column("date", "date", False, "partition column: UTC date of time"),
+)
+
 TABLES: dict[str, tuple[Column, ...]] = {
     "ohlc": OHLC,
     "rejects": REJECTS,
     "feed_events": FEED_EVENTS_TABLE,
     "volatility": VOLATILITY,
+    "predictions": PREDICTIONS,
 }
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlc": ("symbol", "date"),
     "rejects": ("date",),
     "feed_events": ("date",),
     "volatility": ("symbol", "date"),
+    "predictions": ("symbol", "date"),
 }
 
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")

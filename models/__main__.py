@@ -1,0 +1,108 @@
+"""`python -m models train|score`: see models/README.md."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import logging
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import numpy as np
+
+from lake import logs
+from lake.reader import connect
+from lake.settings import REPO_ROOT, Settings
+from models import artifacts, report
+from models.evaluation import METRICS
+from models.features import FEATURES
+from models.labels import TASKS
+from models.scoring import score
+from models.training import TrainConfig, train
+
+log = logging.getLogger("models")
+RUNS = REPO_ROOT / "models" / "runs"
+
+
+def seconds(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600}
+    try:
+        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"expected a duration like 60s, 5m or 1h, got {text!r}") from None
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    config = TrainConfig(
+        task=args.task, symbol=args.symbol, exchange=args.exchange, horizon_s=args.horizon, step_s=args.step,
+        folds=args.folds, seed=args.seed,
+    )  # fmt: skip
+    started = time.perf_counter()
+    result = train(connect(args.lake), config, resamples=args.resamples)
+    run_id = args.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{config.task}-{config.symbol}"
+    folder = args.runs / run_id
+    path = report.write(result, folder, run_id)
+    best = result.best_model()
+    meta = artifacts.Metadata(
+        model_id=run_id, model=best, task=config.task, symbol=config.symbol,
+        exchange=result.exchange,
+        horizon_s=config.horizon_s, step_s=config.step_s, threshold=result.threshold,
+        features=list(FEATURES), feature_dtype="float64",
+        training_range=list(result.time_range),
+        metrics={m: {k: asdict(v) for k, v in iv.items()} for m, iv in result.overall.items()},
+        seed=config.seed, versions=artifacts.versions(),
+    )  # fmt: skip
+    artifacts.save(folder, result.final_models[best], meta)
+    print(f"run {run_id}: {result.rows:,} rows, {time.perf_counter() - started:.0f}s; report {path}")
+    for name, iv in result.overall.items():
+        print(f"  {name:<12} " + "  ".join(f"{m} {iv[m]}" for m in METRICS))
+    for line in report.verdicts(result):
+        print(" ", line.replace("**", ""))
+    print(f"saved {best} (best overall ROC-AUC) to {folder}/model.joblib")
+    return 0
+
+
+def cmd_score(args: argparse.Namespace) -> int:
+    while True:
+        written = score(Path(args.lake), args.model)
+        log.info("scored model=%s rows=%d", args.model.name, written)
+        print(f"wrote {written:,} predictions to {args.lake}/predictions")
+        if not args.every:
+            return 0
+        time.sleep(args.every)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logs.configure()
+    np.seterr(all="ignore")
+    parser = argparse.ArgumentParser(prog="python -m models")
+    parser.add_argument("--lake", default=Settings().lake_path)
+    sub = parser.add_subparsers(dest="command", required=True)
+    tr = sub.add_parser("train", help="walk-forward evaluation, report, and a saved model")
+    tr.add_argument("--task", choices=TASKS, required=True)
+    tr.add_argument("--symbol", required=True)
+    tr.add_argument("--exchange")
+    tr.add_argument("--horizon", type=seconds, default=60, help="e.g. 60s (default)")
+    tr.add_argument("--step", type=seconds, default=1, help="resampling step, e.g. 1s (default)")
+    tr.add_argument("--folds", type=int, default=5)
+    tr.add_argument("--seed", type=int, default=7)
+    tr.add_argument("--resamples", type=int, default=200, help="block-bootstrap resamples")
+    tr.add_argument("--runs", type=Path, default=RUNS)
+    tr.add_argument("--run-id")
+    tr.set_defaults(run=cmd_train)
+    sc = sub.add_parser("score", help="append predictions for the newest data to lake/predictions")
+    sc.add_argument("--model", type=Path, required=True, help="a run folder, e.g. models/runs/<run-id>")
+    sc.add_argument("--every", type=seconds, help="keep scoring at this interval, e.g. 30s")
+    sc.set_defaults(run=cmd_score)
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (ValueError, artifacts.SchemaMismatch) as exc:
+        print(f"models: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

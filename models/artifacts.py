@@ -1,0 +1,64 @@
+"""A trained model on disk with everything needed to trust and reuse it."""
+
+from __future__ import annotations
+
+import json
+import platform
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import joblib
+import sklearn
+
+from models.features import FEATURES
+
+
+class SchemaMismatch(ValueError):
+    """The saved model expects other features than this code computes."""
+
+
+@dataclass(frozen=True)
+class Metadata:
+    model_id: str
+    model: str  # sgd | hgb
+    task: str
+    symbol: str
+    exchange: str
+    horizon_s: int
+    step_s: int
+    threshold: float | None  # vol_spike: the realized-vol threshold the labels used
+    features: list[str]
+    feature_dtype: str
+    training_range: list[str]
+    metrics: dict[str, Any]
+    seed: int
+    versions: dict[str, str]
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import pandas
+
+    return {"python": platform.python_version(), "scikit-learn": sklearn.__version__,
+            "numpy": numpy.__version__, "pandas": pandas.__version__}  # fmt: skip
+
+
+def save(folder: Path, model: Any, meta: Metadata) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "model.joblib")
+    (folder / "model.json").write_text(json.dumps(asdict(meta), indent=2, default=str))
+    return folder
+
+
+def load(folder: Path) -> tuple[Any, Metadata]:
+    """The model and its metadata; SchemaMismatch if the features differ from `FEATURES`."""
+    meta = Metadata(**json.loads((folder / "model.json").read_text()))
+    if meta.features != list(FEATURES) or meta.feature_dtype != "float64":
+        missing = sorted(set(FEATURES) - set(meta.features))
+        extra = sorted(set(meta.features) - set(FEATURES))
+        raise SchemaMismatch(
+            f"{folder}: the model was trained on other features (missing now: {extra}, new now: {missing}, "
+            f"order or dtype changed otherwise); retrain it"
+        )
+    return joblib.load(folder / "model.joblib"), meta

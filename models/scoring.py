@@ -1,0 +1,71 @@
+"""Score the newest lake data with a saved model and append predictions to lake/predictions.
+
+Each run scores every grid time after the newest prediction whose outcome is already known
+(so predictions still waiting for their outcome are scored again, now with it), or the last
+`default_lookback` when the model has not scored this symbol yet. Features come from
+`models.features` exactly as in training.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from lake import writer
+from lake.reader import connect
+from lake.schema import PREDICTIONS
+from models import labels
+from models.artifacts import load
+from models.features import FEATURES, RETURN_STEPS, features, load_bars, on_grid
+
+WARMUP_S = max(RETURN_STEPS) + 60  # rows before the first scored time that the features look back on
+
+
+def _resume_from(con: duckdb.DuckDBPyConnection, model_id: str, symbol: str) -> dt.datetime | None:
+    rows = con.execute(
+        "SELECT max(time) FROM predictions WHERE model_id = ? AND symbol = ? AND outcome IS NOT NULL",
+        [model_id, symbol],
+    ).fetchall()
+    return rows[0][0]
+
+
+def score(lake: Path, model_dir: Path, default_lookback: dt.timedelta = dt.timedelta(hours=1)) -> int:
+    """Append predictions (and known outcomes) for the model's symbol; returns rows written."""
+    model, meta = load(model_dir)
+    con = connect(lake)
+    newest = con.execute("SELECT max(window_end) FROM ohlc WHERE symbol = ?", [meta.symbol]).fetchall()[0][0]
+    if newest is None:
+        return 0
+    resume = _resume_from(con, meta.model_id, meta.symbol)
+    first = resume + dt.timedelta(seconds=meta.step_s) if resume else newest - default_lookback
+    load_from = first - dt.timedelta(seconds=WARMUP_S * meta.step_s)
+    bars = load_bars(con, meta.symbol, meta.exchange, load_from, None)
+    grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
+    X = features(grid)
+    X = X[(X.index >= pd.Timestamp(first)) & X[["ret_60", "ma_ratio_30"]].notna().all(axis=1)]
+    if X.empty:
+        return 0
+    horizon = max(1, meta.horizon_s // meta.step_s)
+    if meta.task == "vol_spike":
+        outcome = labels.vol_spike(labels.future_realized_vol(grid, horizon), float(meta.threshold or 0))
+    else:
+        outcome = labels.direction(labels.future_return(grid, horizon))
+    probability = model.predict_proba(X[list(FEATURES)].to_numpy())[:, 1]
+    times = X.index
+    now = dt.datetime.now(dt.UTC)
+    table = pa.table({
+        "model_id": [meta.model_id] * len(X), "task": [meta.task] * len(X),
+        "exchange": [meta.exchange] * len(X), "symbol": [meta.symbol] * len(X),
+        "time": pa.array(times.to_pydatetime(), pa.timestamp("us", tz="UTC")),
+        "horizon_s": [meta.horizon_s] * len(X), "probability": probability.astype(np.float64),
+        "outcome": pa.array(outcome.reindex(times).to_numpy(), pa.float64(), from_pandas=True),
+        "scored_at": pa.array([now] * len(X), pa.timestamp("us", tz="UTC")),
+        "date": pa.array([t.date() for t in times], pa.date32()),
+    })  # fmt: skip
+    writer.append(lake, "predictions", table, PREDICTIONS)
+    return len(X)
