@@ -121,3 +121,23 @@ def job_offsets(lake_path: str, query: str = "ohlc") -> dict[str, dict[str, int]
         [query],
     )
     return services.end_offsets(rows["sources"].iloc[0]) if not rows.empty else {}
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def latest_predictions(lake_path: str) -> pd.DataFrame:
+    """The newest prediction per (model, exchange, symbol)."""
+    return frame(
+        lake_path,
+        "SELECT model_id, task, exchange, symbol, time, horizon_s, probability FROM predictions "
+        "QUALIFY row_number() OVER (PARTITION BY model_id, exchange, symbol ORDER BY time DESC) = 1 "
+        "ORDER BY symbol, task, model_id",
+    )
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
+def recent_predictions(lake_path: str, model_id: str, limit: int = 3600) -> pd.DataFrame:
+    return frame(
+        lake_path,
+        "SELECT time, probability, outcome FROM predictions WHERE model_id = ? ORDER BY time DESC LIMIT ?",
+        [model_id, limit],
+    )

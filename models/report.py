@@ -84,7 +84,8 @@ def write(result: RunResult, folder: Path, run_id: str) -> Path:
         f"# Run {run_id}: {c.task}, {c.symbol}, horizon {c.horizon_s} s",
         "",
         f"- data: {result.rows:,} rows at a {c.step_s} s step, {result.time_range[0]} to {result.time_range[1]}",
-        f"- walk-forward: {c.folds} folds, purge gap {c.horizon_steps} rows (= the horizon) between train and test",
+        f"- walk-forward: {c.folds} folds, purge gap {c.horizon_steps} rows (= the horizon) between train and test; "
+        "metrics on one test row per horizon (non-overlapping outcomes)",
         f"- seed {c.seed}"
         + (
             f"; spike threshold: training-period {c.threshold_quantile:.0%} quantile of realized vol"
