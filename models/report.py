@@ -23,7 +23,7 @@ def verdicts(result: RunResult) -> list[str]:
         for baseline, diff in result.lifts[model].items():
             d = diff["roc_auc"]
             if beats(diff):
-                lines.append(f"- **{model} beats {baseline}**: ROC-AUC {d} higher (95% block-bootstrap interval).")
+                lines.append(f"- **{model} beats {baseline}**: ROC-AUC {d} higher (95% interval).")
             else:
                 lines.append(
                     f"- **{model} does not beat {baseline}**: ROC-AUC difference {d}; the interval is not above zero."

@@ -160,7 +160,10 @@ def train(con: duckdb.DuckDBPyConnection, config: TrainConfig, resamples: int = 
     y_oof = np.concatenate(y_all)
     fold_of = np.concatenate(fold_ids)
     oof = {name: np.concatenate(parts) for name, parts in scores.items()}
-    block = 10  # scored rows are a horizon apart: blocks of 10 keep any slower dependence
+    # Scored rows are a horizon apart: blocks of 10 keep slower dependence; a tiny fold gets
+    # shorter blocks, or every resample would be the same block and the interval a point.
+    smallest = int(np.bincount(fold_of).min())
+    block = max(1, min(10, smallest // 4))
     overall = bootstrap(y_oof, oof, fold_of, block=block, resamples=resamples, seed=config.seed)
     baselines = [b for b in oof if b not in MODELS]
     lifts = {
