@@ -21,6 +21,7 @@ from models.features import FEATURES
 from models.labels import TASKS
 from models.scoring import score
 from models.training import TrainConfig, train
+from models.updating import update
 
 log = logging.getLogger("models")
 RUNS = REPO_ROOT / "models" / "runs"
@@ -34,17 +35,24 @@ def seconds(text: str) -> int:
         raise argparse.ArgumentTypeError(f"expected a duration like 60s, 5m or 1h, got {text!r}") from None
 
 
+def _utc(text: str) -> dt.datetime:
+    try:
+        return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time like 2026-01-05T04:00, got {text!r}") from None
+
+
 def cmd_train(args: argparse.Namespace) -> int:
     config = TrainConfig(
         task=args.task, symbol=args.symbol, exchange=args.exchange, horizon_s=args.horizon, step_s=args.step,
-        folds=args.folds, seed=args.seed,
+        folds=args.folds, seed=args.seed, end=args.until,
     )  # fmt: skip
     started = time.perf_counter()
     result = train(connect(args.lake), config, resamples=args.resamples)
     run_id = args.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{config.task}-{config.symbol}"
     folder = args.runs / run_id
     path = report.write(result, folder, run_id)
-    best = result.best_model()
+    best = result.best_model() if args.save == "best" else args.save
     meta = artifacts.Metadata(
         model_id=run_id, model=best, task=config.task, symbol=config.symbol,
         exchange=result.exchange,
@@ -60,7 +68,16 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"  {name:<12} " + "  ".join(f"{m} {iv[m]}" for m in METRICS))
     for line in report.verdicts(result):
         print(" ", line.replace("**", ""))
-    print(f"saved {best} (best overall ROC-AUC) to {folder}/model.joblib")
+    print(f"saved {best} ({'best overall ROC-AUC' if args.save == 'best' else 'as asked'}) to {folder}/model.joblib")
+    return 0
+
+
+def cmd_update(args: argparse.Namespace) -> int:
+    out = args.out or args.model.with_name(f"{args.model.name}-update-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}")
+    rows = update(Path(args.lake), args.model, out)
+    print(
+        f"learned from {rows:,} new rows; saved to {out}" if rows else "no new labelled rows since the training range"
+    )
     return 0
 
 
@@ -89,9 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     tr.add_argument("--folds", type=int, default=5)
     tr.add_argument("--seed", type=int, default=7)
     tr.add_argument("--resamples", type=int, default=200, help="block-bootstrap resamples")
+    tr.add_argument("--until", type=_utc, help="train on bars before this UTC time, e.g. 2026-01-05T04:00")
+    tr.add_argument("--save", choices=["best", "sgd", "hgb"], default="best", help="which model to save")
     tr.add_argument("--runs", type=Path, default=RUNS)
     tr.add_argument("--run-id")
     tr.set_defaults(run=cmd_train)
+    up = sub.add_parser("update", help="partial_fit a saved SGD model on lake rows newer than its training range")
+    up.add_argument("--model", type=Path, required=True)
+    up.add_argument("--out", type=Path, help="the new run folder (default: <model>-update-<time>)")
+    up.set_defaults(run=cmd_update)
     sc = sub.add_parser("score", help="append predictions for the newest data to lake/predictions")
     sc.add_argument("--model", type=Path, required=True, help="a run folder, e.g. models/runs/<run-id>")
     sc.add_argument("--every", type=seconds, help="keep scoring at this interval, e.g. 30s")

@@ -169,3 +169,22 @@ def test_score_writes_predictions_the_lake_and_dashboard_show(
     assert not at.exception
     assert any("GARCHUSD" in str(df.value.to_dict()) for df in at.dataframe)
     assert at.get("plotly_chart")
+
+
+def test_update_learns_incrementally_from_newer_rows(garch_lake: Path, tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    trained = _train_cli(garch_lake, runs, "early", "--until", "2026-01-05T04:00", "--save", "sgd")
+    assert trained.returncode == 0, trained.stderr
+    before, meta = artifacts.load(runs / "early")
+    coef = before.named_steps["sgd"].coef_.copy()
+    out = subprocess.run(
+        [sys.executable, "-m", "models", "--lake", str(garch_lake), "update", "--model", str(runs / "early"),
+         "--out", str(runs / "later")],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "learned from" in out.stdout
+    after, new_meta = artifacts.load(runs / "later")
+    assert not np.allclose(after.named_steps["sgd"].coef_, coef)
+    assert new_meta.training_range[0] == meta.training_range[0] < meta.training_range[1] < new_meta.training_range[1]
+    assert new_meta.features == meta.features == list(FEATURES)
