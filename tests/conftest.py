@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -63,6 +64,22 @@ def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
         timeout=timeout,
         check=False,
     )
+
+
+def start_job(*args: str, capture: bool = False) -> subprocess.Popen[str]:
+    """The real job in the background, in its own process group (stop it with `stop_job`)."""
+    spark_submit = Path(sys.executable).parent / "spark-submit"
+    out = subprocess.PIPE if capture else subprocess.DEVNULL
+    return subprocess.Popen(
+        [str(spark_submit), str(REPO_ROOT / "jobs" / "stream_ohlc.py"), *args],
+        cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT if capture else subprocess.DEVNULL, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+
+
+def stop_job(proc: subprocess.Popen[str]) -> None:
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(60)
 
 
 def job_failure(job: subprocess.CompletedProcess[str]) -> str:

@@ -54,15 +54,16 @@ def valid_trades(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return frame.drop_duplicates(["exchange", "symbol", "trade_id"], keep="first")
 
 
-def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+def _candles(records: Iterable[dict[str, Any]], step_ms: int, time_column: str) -> pd.DataFrame:
+    """OHLCV per (exchange, symbol, step) straight from the valid, deduplicated trades."""
     trades = valid_trades(records)
-    trades = trades.assign(second=trades["timestamp"] // 1000).sort_values(
-        ["exchange", "symbol", "second", "timestamp", "trade_id"]
+    trades = trades.assign(bucket=trades["timestamp"] // step_ms).sort_values(
+        ["exchange", "symbol", "bucket", "timestamp", "trade_id"]
     )
     out = []
     with decimal.localcontext() as ctx:
         ctx.prec = 80  # exact products and sums of DECIMAL(18,8) values
-        for (exchange, symbol, second), g in trades.groupby(["exchange", "symbol", "second"], sort=True):
+        for (exchange, symbol, bucket), g in trades.groupby(["exchange", "symbol", "bucket"], sort=True):
             prices, qtys = list(g["price"]), list(g["quantity"])
             volume = sum(qtys, Decimal(0))
             quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
@@ -71,7 +72,7 @@ def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 {
                     "exchange": exchange,
                     "symbol": symbol,
-                    "window_start": pd.Timestamp(second * 1000, unit="ms", tz="UTC"),
+                    time_column: pd.Timestamp(bucket * step_ms, unit="ms", tz="UTC"),
                     "open": prices[0],
                     "high": max(prices),
                     "low": min(prices),
@@ -87,6 +88,15 @@ def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                 }
             )
     return pd.DataFrame(out)
+
+
+def reference_bars(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    return _candles(records, 1000, "window_start")
+
+
+def reference_candles(records: Iterable[dict[str, Any]], step_s: int) -> pd.DataFrame:
+    """Candles of `step_s` seconds straight from the trades (not from 1-second bars)."""
+    return _candles(records, step_s * 1000, "bucket_start")
 
 
 def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.DataFrame:
@@ -111,39 +121,3 @@ def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.Dat
             frame.loc[frame[f"returns_{w}s"] < 2, f"volatility_{w}s"] = np.nan
         out.append(frame.reset_index(drop=True))
     return pd.concat(out, ignore_index=True)
-
-
-def reference_candles(records: Iterable[dict[str, Any]], step_s: int) -> pd.DataFrame:
-    """Candles of `step_s` seconds straight from the trades (not from 1-second bars)."""
-    trades = valid_trades(records)
-    trades = trades.assign(bucket=trades["timestamp"] // (step_s * 1000)).sort_values(
-        ["exchange", "symbol", "bucket", "timestamp", "trade_id"]
-    )
-    out = []
-    with decimal.localcontext() as ctx:
-        ctx.prec = 80
-        for (exchange, symbol, bucket), g in trades.groupby(["exchange", "symbol", "bucket"], sort=True):
-            prices, qtys = list(g["price"]), list(g["quantity"])
-            volume = sum(qtys, Decimal(0))
-            quote = sum((p * q for p, q in zip(prices, qtys, strict=True)), Decimal(0))
-            buy = sum((q for q, m in zip(qtys, g["is_buyer_maker"], strict=True) if not m), Decimal(0))
-            out.append(
-                {
-                    "exchange": exchange,
-                    "symbol": symbol,
-                    "bucket_start": pd.Timestamp(bucket * step_s * 1000, unit="ms", tz="UTC"),
-                    "open": prices[0],
-                    "high": max(prices),
-                    "low": min(prices),
-                    "close": prices[-1],
-                    "volume": volume,
-                    "quote_volume": quote,
-                    "vwap": float(quote) / float(volume),
-                    "trade_count": len(g),
-                    "buy_volume": buy,
-                    "sell_volume": volume - buy,
-                    "first_trade_id": int(g["trade_id"].iloc[0]),
-                    "last_trade_id": int(g["trade_id"].iloc[-1]),
-                }
-            )
-    return pd.DataFrame(out)

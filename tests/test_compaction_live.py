@@ -10,10 +10,7 @@ through Spark's own sink log) is not disturbed.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -27,7 +24,8 @@ from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.synth import synth_trades
 from lake.compaction import compact, vacuum
-from lake.settings import REPO_ROOT, Settings
+from lake.settings import Settings
+from tests.conftest import start_job, stop_job
 from tests.kafka_helpers import fresh_topics
 from tests.reference import reference_bars
 
@@ -67,12 +65,10 @@ def test_compaction_while_the_job_writes_today(kafka: str, tmp_path: Path) -> No
     expected = reference_bars(tape)
     day1_bars = int((expected["window_start"].dt.date < DAY2).sum())
     lake_dir = tmp_path / "lake"
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
-         "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
-         "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake_dir),
-         "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    proc = start_job(
+        "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
+        "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake_dir),
+        "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second", capture=True,
     )  # fmt: skip
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True).start()
@@ -111,8 +107,7 @@ def test_compaction_while_the_job_writes_today(kafka: str, tmp_path: Path) -> No
             lambda: lake.connect(lake_dir).execute(volatility_rows, [len(expected)]).fetchall()[0][0], 120, proc, output
         )
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
+        stop_job(proc)
 
     con = lake.connect(lake_dir)
     assert _rows(lake_dir, "date < DATE '2024-03-02'") == day1

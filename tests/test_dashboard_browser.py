@@ -6,8 +6,6 @@ advances on screen without a reload.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import sys
 import threading
@@ -19,6 +17,7 @@ import pytest
 
 from lake.settings import REPO_ROOT
 from tests.browser import ARTIFACTS, browser_page, streamlit_server
+from tests.conftest import start_job, stop_job
 from tests.dashboard_lake import build
 from tests.kafka_helpers import fresh_topics
 
@@ -86,12 +85,10 @@ def _newest_caption(page: Any) -> str:
 def test_the_newest_bar_advances_while_the_pipeline_writes(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     lake = tmp_path / "lake"
-    job = subprocess.Popen(
-        [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
-         "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
-         "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake),
-         "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second"],
-        cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    job = start_job(
+        "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
+        "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake),
+        "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second",
     )  # fmt: skip
     replay = threading.Thread(
         target=subprocess.run,
@@ -121,6 +118,5 @@ def test_the_newest_bar_advances_while_the_pipeline_writes(kafka: str, tmp_path:
             assert len(set(seen)) >= 3, f"the newest bar did not advance: {seen}"
             assert sorted(set(seen)) == list(dict.fromkeys(seen)), "the newest bar went backwards"
     finally:
-        os.killpg(job.pid, signal.SIGTERM)
-        job.wait(60)
+        stop_job(job)
         replay.join(300)

@@ -20,8 +20,7 @@ import pytest
 
 import lake
 from ingest.tape import read_tape, write_tape
-from lake.settings import REPO_ROOT
-from tests.conftest import job_failure, run_job
+from tests.conftest import job_failure, run_job, start_job, stop_job
 from tests.kafka_helpers import fresh_topics
 from tests.reference import reference_bars, valid_trades
 from tests.test_pipeline import SAMPLE, _messy_tape
@@ -80,11 +79,7 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     rng = random.Random(11)
     kills = 0
     for after_batches in (2, 5, 8):  # kill once the ohlc query has committed this many batches, plus a bit
-        proc = subprocess.Popen(
-            [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
-             *_job_args(kafka, settings, crashed)],
-            cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-        )  # fmt: skip
+        proc = start_job(*_job_args(kafka, settings, crashed))
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
             if _progress_lines(crashed / "lake", "ohlc") >= after_batches:
@@ -149,11 +144,7 @@ def test_continuous_mode_keeps_every_query_running(kafka: str, tmp_path: Path) -
     work = tmp_path / "job"
     args = [a for a in _job_args(kafka, settings, work) if a not in ("--trigger", "available-now")]
     args = [a for i, a in enumerate(args) if not (a == str(BATCH) or (i + 1 < len(args) and args[i + 1] == str(BATCH)))]
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "spark-submit"), str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
-         *args, "--trigger", "1 second"],
-        cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
-    )  # fmt: skip
+    proc = start_job(*args, "--trigger", "1 second", capture=True)
     try:
         time.sleep(20)  # the lake is still empty when the queries start
         _replay(SAMPLE, kafka, settings.kafka_topic)
@@ -169,5 +160,4 @@ def test_continuous_mode_keeps_every_query_running(kafka: str, tmp_path: Path) -
         assert proc.poll() is None, (proc.stdout.read() if proc.stdout else "")[-3000:]
         assert counts == (expected, expected)
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(60)
+        stop_job(proc)
