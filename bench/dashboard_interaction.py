@@ -28,6 +28,7 @@ streamlit.logger.set_log_level("error")  # no "no runtime" warnings: the reposit
 
 from dashboard import client, repositories, services  # noqa: E402
 from lake.schema import OHLC, VOLATILITY, duckdb_type  # noqa: E402
+from lake.writer import log_entry  # noqa: E402
 
 CACHE = Path(__file__).parent / ".cache" / "dashboard-lake"
 TARGET_S = 1.0
@@ -78,9 +79,7 @@ def generate(lake: Path, days: int, symbols: int) -> None:
         files = sorted((lake / table).glob("symbol=*/date=*/*.parquet"))
         log = lake / table / "_spark_metadata"
         log.mkdir(parents=True, exist_ok=True)
-        entries = [json.dumps({"path": f.resolve().as_uri(), "size": f.stat().st_size, "isDir": False,
-                               "modificationTime": 0, "blockReplication": 1, "blockSize": 33554432, "action": "add"})
-                   for f in files]  # fmt: skip
+        entries = [json.dumps(log_entry(f, modification_ms=0)) for f in files]
         (log / "0").write_text("v1\n" + "\n".join(entries))
         print(f"{table}: {len(files)} files", flush=True)
 

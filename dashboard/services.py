@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lake.macros import SECONDS_PER_YEAR
+
 TIMEFRAMES_S: dict[str, int] = {"1s": 1, "5s": 5, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
 RANGES: dict[str, dt.timedelta | None] = {
     "last 15 m": dt.timedelta(minutes=15),
@@ -17,7 +19,6 @@ RANGES: dict[str, dt.timedelta | None] = {
     "custom": None,
 }
 MAX_CANDLES = 5_000
-SECONDS_PER_YEAR = 365 * 24 * 3600
 
 
 class BadRange(ValueError):

@@ -34,16 +34,16 @@ from lake.settings import Settings
 FORMATS = ("table", "csv", "json", "parquet")
 SHELL_TIMEOUT_S = 600.0
 EXPORT_TIMEOUT_S = 3600.0
-_DURATION = re.compile(r"(\d+)\s*([smhd])")
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> dt.timedelta:
-    """'30d', '12h', '90m', '45s' -> a timedelta."""
+    """'30d', '12h', '90m', '45s' (or bare seconds, '60') -> a timedelta."""
     match = _DURATION.fullmatch(text.strip())
     if not match:
         raise argparse.ArgumentTypeError(f"expected a duration like 30d, 12h, 90m or 45s, got {text!r}")
-    return dt.timedelta(seconds=int(match[1]) * _SECONDS[match[2]])
+    return dt.timedelta(seconds=int(match[1]) * _SECONDS[match[2] or "s"])
 
 
 def _date(text: str) -> dt.date:

@@ -40,6 +40,7 @@ from lake.manifest import (
     sink_files,
     write_manifest,
 )
+from lake.reader import progress_view_sql
 from lake.schema import PARTITION_COLUMNS, TABLES, duckdb_type
 
 log = logging.getLogger("lake.compaction")
@@ -80,15 +81,10 @@ def watermark_date(lake: Path, table: str) -> dt.date | None:
     folder = lake / "_progress"
     if query is None or not folder.is_dir():
         return None
-    files = sorted(folder.glob(f"date=*/{query}.ndjson"))
-    if not files:
-        return None
     con = duckdb.connect()
-    newest = con.execute(
-        "SELECT max(CAST(watermark AS TIMESTAMPTZ)) FROM read_json(?, format = 'newline_delimited', "
-        "columns = {'watermark': 'VARCHAR'})",
-        [[str(f) for f in files]],
-    ).fetchall()[0][0]
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(progress_view_sql(lake))
+    newest = con.execute("SELECT max(watermark) FROM progress WHERE query = ?", [query]).fetchall()[0][0]
     con.close()
     return None if newest is None else newest.astimezone(dt.UTC).date()
 

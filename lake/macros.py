@@ -21,13 +21,15 @@ _RANGE = """
       AND bars.date BETWEEN CAST(start_ AS DATE) AND CAST(end_ AS DATE)
 """
 
-CANDLES = f"""
-CREATE OR REPLACE MACRO candles(symbol_, step_, start_, end_, venue := NULL) AS TABLE
-SELECT
+_BUCKET = """
     bars.exchange AS exchange,
     bars.symbol AS symbol,
     time_bucket(step_, bars.window_start) AS bucket_start,
-    time_bucket(step_, bars.window_start) + step_ AS bucket_end,
+    time_bucket(step_, bars.window_start) + step_ AS bucket_end,"""
+
+CANDLES = f"""
+CREATE OR REPLACE MACRO candles(symbol_, step_, start_, end_, venue := NULL) AS TABLE
+SELECT{_BUCKET}
     arg_min(bars.open, bars.window_start) AS open,
     max(bars.high) AS high,
     min(bars.low) AS low,
@@ -49,11 +51,7 @@ ORDER BY ALL
 
 REALIZED_VOLATILITY = f"""
 CREATE OR REPLACE MACRO realized_volatility(symbol_, step_, start_, end_, venue := NULL) AS TABLE
-SELECT
-    bars.exchange AS exchange,
-    bars.symbol AS symbol,
-    time_bucket(step_, bars.window_start) AS bucket_start,
-    time_bucket(step_, bars.window_start) + step_ AS bucket_end,
+SELECT{_BUCKET}
     count(bars.log_return) AS returns,
     stddev_samp(bars.log_return) AS volatility,
     sqrt(sum(bars.log_return * bars.log_return)) AS realized_vol,

@@ -21,6 +21,16 @@ from lake.commit_log import LOG_DIR, log_files
 from lake.schema import PARTITION_COLUMNS, Column, to_arrow
 
 
+def log_entry(path: Path, modification_ms: int | None = None) -> dict[str, object]:
+    """One `_spark_metadata` line for a data file, in the file sink's own format."""
+    stat = path.stat()
+    return {
+        "path": path.resolve().as_uri(), "size": stat.st_size, "isDir": False,
+        "modificationTime": int(stat.st_mtime * 1000) if modification_ms is None else modification_ms,
+        "blockReplication": 1, "blockSize": 33554432, "action": "add",
+    }  # fmt: skip
+
+
 def _next_batch(log_dir: Path) -> int:
     ids = [int(p.name.removesuffix(".compact")) for p in log_files(log_dir.parent)]
     return max(ids, default=-1) + 1
@@ -61,10 +71,7 @@ def append(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...]) 
         tmp = folder / f".{path.name}.tmp"
         pq.write_table(rows.take(idx).select(schema.names).cast(schema), tmp, compression="zstd")
         tmp.rename(path)
-        entry = {"path": path.resolve().as_uri(), "size": path.stat().st_size, "isDir": False,
-                 "modificationTime": int(path.stat().st_mtime * 1000), "blockReplication": 1,
-                 "blockSize": 33554432, "action": "add"}  # fmt: skip
-        entries.append(json.dumps(entry))
+        entries.append(json.dumps(log_entry(path)))
     if entries:
         _commit(table_dir / LOG_DIR, entries)
     return len(entries)

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from lake import logs
+from lake.cli import parse_duration
 from lake.reader import connect
 from lake.settings import REPO_ROOT, Settings
 from models import artifacts, report
@@ -28,11 +29,8 @@ RUNS = REPO_ROOT / "models" / "runs"
 
 
 def seconds(text: str) -> int:
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
-    except (ValueError, IndexError):
-        raise argparse.ArgumentTypeError(f"expected a duration like 60s, 5m or 1h, got {text!r}") from None
+    """'60s', '5m', '1h' or '60' -> whole seconds (lake.cli's duration syntax)."""
+    return int(parse_duration(text).total_seconds())
 
 
 def _utc(text: str) -> dt.datetime:

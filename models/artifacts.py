@@ -35,6 +35,10 @@ class Metadata:
     seed: int
     versions: dict[str, str]
 
+    @property
+    def horizon_steps(self) -> int:
+        return max(1, self.horizon_s // self.step_s)
+
 
 def versions() -> dict[str, str]:
     import numpy

@@ -110,3 +110,8 @@ def features(grid: pd.DataFrame) -> pd.DataFrame:
     f["tod_sin"] = np.sin(2 * np.pi * seconds / 86400)
     f["tod_cos"] = np.cos(2 * np.pi * seconds / 86400)
     return f[list(FEATURES)]
+
+
+def warmed_up(X: pd.DataFrame) -> pd.Series:
+    """Rows whose longest lookbacks are filled: earlier rows lack history, not data."""
+    return X[[f"ret_{max(RETURN_STEPS)}", f"ma_ratio_{max(MA_STEPS)}"]].notna().all(axis=1)

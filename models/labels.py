@@ -36,3 +36,10 @@ def vol_spike(future_rv: pd.Series, threshold: float) -> pd.Series:
 def direction(future_ret: pd.Series) -> pd.Series:
     """1 when the price rises over (t, t+H], else 0."""
     return (future_ret > 0).astype(float).where(future_ret.notna())
+
+
+def outcome(task: str, grid: pd.DataFrame, horizon: int, threshold: float | None) -> pd.Series:
+    """The task's label at each grid time (NaN until (t, t+H] has passed), from a fixed threshold."""
+    if task == "vol_spike":
+        return vol_spike(future_realized_vol(grid, horizon), float(threshold or 0))
+    return direction(future_return(grid, horizon))

@@ -9,7 +9,6 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve, roc_curve
 
@@ -99,26 +98,21 @@ def write(result: RunResult, folder: Path, run_id: str) -> Path:
         "",
         "## Overall (fold-weighted, 95% block-bootstrap intervals)",
         "",
-        "| scorer | " + " | ".join(METRICS) + " |",
-        "|---|" + "---|" * len(METRICS),
-        *(f"| {name} | " + " | ".join(str(iv[m]) for m in METRICS) + " |" for name, iv in result.overall.items()),
+        _table(["scorer", *METRICS], [[name, *(iv[m] for m in METRICS)] for name, iv in result.overall.items()]),
         "",
         "## Lift over each baseline (model minus baseline)",
         "",
         "Higher is better for ROC-AUC, PR-AUC and accuracy; for the Brier score lower is better, so a positive",
         "difference there means the model's probabilities are worse calibrated than the baseline's.",
         "",
-        "| model | baseline | " + " | ".join(METRICS) + " |",
-        "|---|---|" + "---|" * len(METRICS),
-        *(
-            f"| {m} | {b} | " + " | ".join(str(d[k]) for k in METRICS) + " |"
-            for m, per in result.lifts.items()
-            for b, d in per.items()
+        _table(
+            ["model", "baseline", *METRICS],
+            [[m, b, *(d[k] for k in METRICS)] for m, per in result.lifts.items() for b, d in per.items()],
         ),
         "",
         "## Per fold",
         "",
-        _markdown(result.fold_metrics.round(4)),
+        _table(list(result.fold_metrics.columns), result.fold_metrics.round(4).values.tolist()),
         "",
         "## Plots",
         "",
@@ -130,8 +124,7 @@ def write(result: RunResult, folder: Path, run_id: str) -> Path:
     return path
 
 
-def _markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |"
-    rule = "|" + "---|" * len(frame.columns)
-    rows = ["| " + " | ".join(map(str, row)) + " |" for row in frame.itertuples(index=False)]
-    return "\n".join([header, rule, *rows])
+def _table(header: list[str], rows: list[list[object]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+    return "\n".join(lines)

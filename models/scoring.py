@@ -21,7 +21,7 @@ from lake.reader import connect
 from lake.schema import PREDICTIONS
 from models import labels
 from models.artifacts import load
-from models.features import FEATURES, RETURN_STEPS, features, load_bars, on_grid
+from models.features import FEATURES, RETURN_STEPS, features, load_bars, on_grid, warmed_up
 
 WARMUP_S = max(RETURN_STEPS) + 60  # rows before the first scored time that the features look back on
 
@@ -47,14 +47,10 @@ def score(lake: Path, model_dir: Path, default_lookback: dt.timedelta = dt.timed
     bars = load_bars(con, meta.symbol, meta.exchange, load_from, None)
     grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
     X = features(grid)
-    X = X[(X.index >= pd.Timestamp(first)) & X[["ret_60", "ma_ratio_30"]].notna().all(axis=1)]
+    X = X[(X.index >= pd.Timestamp(first)) & warmed_up(X)]
     if X.empty:
         return 0
-    horizon = max(1, meta.horizon_s // meta.step_s)
-    if meta.task == "vol_spike":
-        outcome = labels.vol_spike(labels.future_realized_vol(grid, horizon), float(meta.threshold or 0))
-    else:
-        outcome = labels.direction(labels.future_return(grid, horizon))
+    outcome = labels.outcome(meta.task, grid, meta.horizon_steps, meta.threshold)
     probability = model.predict_proba(X[list(FEATURES)].to_numpy())[:, 1]
     times = X.index
     now = dt.datetime.now(dt.UTC)

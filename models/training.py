@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from models import labels
 from models.evaluation import Interval, bootstrap, difference, metrics
-from models.features import FEATURES, features, load_bars, on_grid
+from models.features import FEATURES, features, load_bars, on_grid, warmed_up
 from models.splits import walk_forward
 
 MODELS = ("sgd", "hgb")
@@ -95,7 +95,7 @@ def build_dataset(con: duckdb.DuckDBPyConnection, config: TrainConfig) -> Datase
     future_rv = labels.future_realized_vol(grid, h)
     future_ret = labels.future_return(grid, h)
     trailing = labels.trailing_realized_vol(grid, h)
-    known = future_rv.notna() & trailing.notna() & X[["ret_60", "ma_ratio_30"]].notna().all(axis=1)
+    known = future_rv.notna() & trailing.notna() & warmed_up(X)
     return Dataset(X[known], future_rv[known], future_ret[known], trailing[known], str(exchanges[0]))
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lake.reader import connect
 from models import artifacts, labels
-from models.features import FEATURES, features, load_bars, on_grid
+from models.features import FEATURES, features, load_bars, on_grid, warmed_up
 
 
 def update(lake: Path, model_dir: Path, out_dir: Path) -> int:
@@ -25,18 +25,14 @@ def update(lake: Path, model_dir: Path, out_dir: Path) -> int:
     if meta.model != "sgd":
         raise ValueError(f"{model_dir}: only the SGD model learns incrementally (this one is {meta.model})")
     trained_to = pd.Timestamp(meta.training_range[1])
-    horizon = max(1, meta.horizon_s // meta.step_s)
-    warmup = dt.timedelta(seconds=(max(60, horizon) + 60) * meta.step_s)
+    warmup = dt.timedelta(seconds=(max(60, meta.horizon_steps) + 60) * meta.step_s)
     bars = load_bars(connect(lake), meta.symbol, meta.exchange, (trained_to - warmup).to_pydatetime(), None)
     if bars.empty:
         return 0
     grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
     X = features(grid)
-    if meta.task == "vol_spike":
-        y = labels.vol_spike(labels.future_realized_vol(grid, horizon), float(meta.threshold or 0))
-    else:
-        y = labels.direction(labels.future_return(grid, horizon))
-    new = (X.index > trained_to) & y.notna() & X[["ret_60", "ma_ratio_30"]].notna().all(axis=1)
+    y = labels.outcome(meta.task, grid, meta.horizon_steps, meta.threshold)
+    new = (X.index > trained_to) & y.notna() & warmed_up(X)
     if not new.any():
         return 0
     rows = X[new][list(FEATURES)].to_numpy()

@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -64,6 +65,22 @@ def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str
         timeout=timeout,
         check=False,
     )
+
+
+def job_args(
+    kafka: str, settings: Any, lake: Path, checkpoints: Path, trigger: str = "available-now",
+    max_offsets: int | None = None,
+) -> list[str]:  # fmt: skip
+    """The job's arguments for a test: its broker and topics, a lake, checkpoints and a trigger."""
+    args = [
+        "--bootstrap-servers", kafka,
+        "--topic", settings.kafka_topic,
+        "--feed-events-topic", settings.kafka_feed_events_topic,
+        "--lake", str(lake),
+        "--checkpoints", str(checkpoints),
+        "--trigger", trigger,
+    ]  # fmt: skip
+    return args if max_offsets is None else [*args, "--max-offsets-per-trigger", str(max_offsets)]
 
 
 def start_job(*args: str, capture: bool = False) -> subprocess.Popen[str]:

@@ -12,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from lake.schema import OHLC, PARTITION_COLUMNS, Column, to_arrow
+from lake.writer import log_entry
 
 
 def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.0) -> list[dict[str, object]]:
@@ -58,11 +59,7 @@ class SinkLake:
     def _log(self, files: list[Path]) -> None:
         log_dir = self.table_dir / "_spark_metadata"
         log_dir.mkdir(parents=True, exist_ok=True)
-        new = [
-            {"path": f.resolve().as_uri(), "size": f.stat().st_size, "isDir": False, "modificationTime": 0,
-             "blockReplication": 1, "blockSize": 33554432, "action": "add"}
-            for f in files
-        ]  # fmt: skip
+        new = [log_entry(f, modification_ms=0) for f in files]
         self.entries += new
         compact = self.batch % 10 == 9
         name = f"{self.batch}.compact" if compact else str(self.batch)

@@ -25,7 +25,7 @@ from ingest.replay import replay
 from ingest.synth import synth_trades
 from lake.compaction import compact, vacuum
 from lake.settings import Settings
-from tests.conftest import start_job, stop_job
+from tests.conftest import job_args, start_job, stop_job
 from tests.kafka_helpers import fresh_topics
 from tests.reference import reference_bars
 
@@ -65,11 +65,7 @@ def test_compaction_while_the_job_writes_today(kafka: str, tmp_path: Path) -> No
     expected = reference_bars(tape)
     day1_bars = int((expected["window_start"].dt.date < DAY2).sum())
     lake_dir = tmp_path / "lake"
-    proc = start_job(
-        "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
-        "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake_dir),
-        "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second", capture=True,
-    )  # fmt: skip
+    proc = start_job(*job_args(kafka, settings, lake_dir, tmp_path / "checkpoints", "1 second"), capture=True)
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True).start()
     try:

@@ -17,7 +17,7 @@ import pytest
 
 from lake.settings import REPO_ROOT
 from tests.browser import ARTIFACTS, browser_page, streamlit_server
-from tests.conftest import start_job, stop_job
+from tests.conftest import job_args, start_job, stop_job
 from tests.dashboard_lake import build
 from tests.kafka_helpers import fresh_topics
 
@@ -85,11 +85,7 @@ def _newest_caption(page: Any) -> str:
 def test_the_newest_bar_advances_while_the_pipeline_writes(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     lake = tmp_path / "lake"
-    job = start_job(
-        "--bootstrap-servers", kafka, "--topic", settings.kafka_topic,
-        "--feed-events-topic", settings.kafka_feed_events_topic, "--lake", str(lake),
-        "--checkpoints", str(tmp_path / "checkpoints"), "--trigger", "1 second",
-    )  # fmt: skip
+    job = start_job(*job_args(kafka, settings, lake, tmp_path / "checkpoints", "1 second"))
     replay = threading.Thread(
         target=subprocess.run,
         args=([sys.executable, "-m", "ingest", "replay", str(REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"),

@@ -20,7 +20,7 @@ import pytest
 
 import lake
 from ingest.tape import read_tape, write_tape
-from tests.conftest import job_failure, run_job, start_job, stop_job
+from tests.conftest import job_args, job_failure, run_job, start_job, stop_job
 from tests.kafka_helpers import fresh_topics
 from tests.reference import reference_bars, valid_trades
 from tests.test_pipeline import SAMPLE, _messy_tape
@@ -43,15 +43,7 @@ def _replay(tape: Path, kafka: str, topic: str) -> None:
 
 
 def _job_args(kafka: str, settings: Any, work: Path) -> list[str]:
-    return [
-        "--bootstrap-servers", kafka,
-        "--topic", settings.kafka_topic,
-        "--feed-events-topic", settings.kafka_feed_events_topic,
-        "--lake", str(work / "lake"),
-        "--checkpoints", str(work / "checkpoints"),
-        "--trigger", "available-now",
-        "--max-offsets-per-trigger", str(BATCH),
-    ]  # fmt: skip
+    return job_args(kafka, settings, work / "lake", work / "checkpoints", max_offsets=BATCH)
 
 
 def _snapshot(lake_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -142,9 +134,7 @@ def test_continuous_mode_keeps_every_query_running(kafka: str, tmp_path: Path) -
     """The job as deployed: processing-time triggers, the volatility query over a lake that starts empty."""
     settings = fresh_topics(kafka, tmp_path)
     work = tmp_path / "job"
-    args = [a for a in _job_args(kafka, settings, work) if a not in ("--trigger", "available-now")]
-    args = [a for i, a in enumerate(args) if not (a == str(BATCH) or (i + 1 < len(args) and args[i + 1] == str(BATCH)))]
-    proc = start_job(*args, "--trigger", "1 second", capture=True)
+    proc = start_job(*job_args(kafka, settings, work / "lake", work / "checkpoints", "1 second"), capture=True)
     try:
         time.sleep(20)  # the lake is still empty when the queries start
         _replay(SAMPLE, kafka, settings.kafka_topic)

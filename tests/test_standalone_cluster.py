@@ -17,7 +17,7 @@ import pytest
 import lake
 from ingest.tape import read_tape
 from lake.settings import REPO_ROOT
-from tests.conftest import free_port, job_failure
+from tests.conftest import free_port, job_args, job_failure
 from tests.kafka_helpers import fresh_topics
 from tests.reference import reference_bars
 from tests.test_exactly_once import _replay
@@ -109,12 +109,7 @@ def test_the_job_runs_on_a_standalone_cluster(standalone: str, kafka: str, tmp_p
             "--master", standalone,
             "--executor-memory", "1g",
             str(REPO_ROOT / "jobs" / "stream_ohlc.py"),
-            "--bootstrap-servers", kafka,
-            "--topic", settings.kafka_topic,
-            "--feed-events-topic", settings.kafka_feed_events_topic,
-            "--lake", str(tmp_path / "lake"),
-            "--checkpoints", str(tmp_path / "checkpoints"),
-            "--trigger", "available-now",
+            *job_args(kafka, settings, tmp_path / "lake", tmp_path / "checkpoints"),
         ],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=600, check=False,
     )  # fmt: skip
