@@ -4,6 +4,7 @@
     python -m infra.kafka_local up       # format if needed, start, wait, create topics
     python -m infra.kafka_local down     # stop the broker this folder started
     python -m infra.kafka_local status
+    python -m infra.kafka_local foreground   # exec the broker in the foreground (a supervisor's program)
 
 Host, port, topics and partitions come from `lake.settings`; broker jars,
 data, log and pid file live under KAFKA_HOME (default .kafka/, git-ignored).
@@ -36,6 +37,7 @@ from lake.settings import REPO_ROOT, Settings
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = REPO_ROOT / "infra" / "kafka"
+BROKER_JVM = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC")
 
 
 class BrokerError(RuntimeError):
@@ -182,10 +184,9 @@ class LocalKafka:
         resolve_jars(self.jars_dir)
         self._write_config()
         self._format_storage()
-        heap = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC")
         with self.log_file.open("ab") as out:
             self._process = subprocess.Popen(
-                self._java("kafka.Kafka", str(self.config), jvm=heap),
+                self._java("kafka.Kafka", str(self.config), jvm=BROKER_JVM),
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -195,6 +196,18 @@ class LocalKafka:
         self.pid_file.write_text(str(self._process.pid))
         log.info("started Kafka broker pid=%d on %s (log %s)", self._process.pid, self.bootstrap, self.log_file)
         self.wait_ready(timeout)
+
+    def exec_foreground(self) -> None:
+        """Become the broker (exec), in the foreground: for a process supervisor (`make live`)."""
+        if (pid := self.running_pid()) is not None:
+            raise BrokerError(f"a broker of {self.home} is already running (pid {pid}); `make kafka-down` first")
+        self.home.mkdir(parents=True, exist_ok=True)
+        resolve_jars(self.jars_dir)
+        self._write_config()
+        self._format_storage()
+        self.pid_file.write_text(str(os.getpid()))  # exec keeps the pid
+        argv = self._java("kafka.Kafka", str(self.config), jvm=BROKER_JVM)
+        os.execv(argv[0], argv)
 
     def wait_ready(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -221,16 +234,15 @@ class LocalKafka:
         except OSError:
             return "(no log)"
 
-    def ensure_topics(self, names: list[str], partitions: int | None = None) -> None:
+    def ensure_topics(self, names: list[str], partitions: int | None = None, retention_ms: int | None = None) -> None:
         admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=30_000)
         try:
             existing = set(admin.list_topics())
             for name in names:
                 if name in existing:
                     continue
-                topic = NewTopic(
-                    name, partitions or self.partitions, 1, topic_configs={"retention.ms": str(self.retention_ms)}
-                )
+                retention = str(retention_ms or self.retention_ms)
+                topic = NewTopic(name, partitions or self.partitions, 1, topic_configs={"retention.ms": retention})
                 try:
                     admin.create_topics([topic])
                     log.info("created topic %s partitions=%d", name, partitions or self.partitions)
@@ -265,10 +277,16 @@ class LocalKafka:
         return state == "Z"
 
 
+def ensure_project_topics(broker: LocalKafka, settings: Settings) -> None:
+    """The topics every part of the project uses; live bars keep their own, short retention."""
+    broker.ensure_topics([settings.kafka_topic, settings.kafka_dlq_topic, settings.kafka_feed_events_topic])
+    broker.ensure_topics([settings.kafka_live_bars_topic], retention_ms=settings.kafka_live_bars_retention_ms)
+
+
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
     parser = argparse.ArgumentParser(prog="python -m infra.kafka_local")
-    parser.add_argument("command", choices=["jars", "up", "down", "status"])
+    parser.add_argument("command", choices=["jars", "up", "down", "status", "foreground"])
     args = parser.parse_args(argv)
     settings = Settings()
     broker = LocalKafka.from_settings(settings)
@@ -276,8 +294,10 @@ def main(argv: list[str] | None = None) -> int:
         resolve_jars(broker.jars_dir)
     elif args.command == "up":
         broker.start()
-        broker.ensure_topics([settings.kafka_topic, settings.kafka_dlq_topic, settings.kafka_feed_events_topic])
+        ensure_project_topics(broker, settings)
         print(f"Kafka is up on {broker.bootstrap} (pid {broker.running_pid()}, log {broker.log_file})")
+    elif args.command == "foreground":
+        broker.exec_foreground()
     elif args.command == "down":
         print("Kafka stopped" if broker.stop() else "no broker of ours was running")
     else:

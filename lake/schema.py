@@ -86,6 +86,18 @@ OHLC: tuple[Column, ...] = (
     Column("date", "date", False, "partition column: UTC date of window_start"),
 )
 
+# `crypto.bars.live` (jobs/live_bars.py): the forming 1-second bar of each (exchange, symbol),
+# published again each time it changes, and once more with final=true when the watermark
+# passes its end. One JSON object per message, keyed `exchange:symbol`. On the wire, decimals
+# are strings (exact), timestamps are epoch ms and `date` is left out (it is a lake partition).
+LIVE_BAR: tuple[Column, ...] = (
+    Column("v", "int64", False, "schema version"),
+    *(c for c in OHLC if c.name != "date"),
+    Column("final", "bool", False, "false while the window can still change"),
+    Column("emitted_at", "int64", False, "when this update was published, epoch ms"),
+    Column("last_trade_ts", "int64", False, "event time of the newest trade included, epoch ms"),
+)
+
 # lake/rejects: every record the job could not accept, with the reason.
 REJECTS: tuple[Column, ...] = (
     Column("reason", "string", False),
@@ -224,13 +236,13 @@ PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
 
-def _decimal(type_: str) -> tuple[int, int] | None:
+def decimal_parts(type_: str) -> tuple[int, int] | None:
     match = _DECIMAL.fullmatch(type_)
     return (int(match[1]), int(match[2])) if match else None
 
 
 def arrow_type(type_: str) -> pa.DataType:
-    if dec := _decimal(type_):
+    if dec := decimal_parts(type_):
         return pa.decimal128(*dec)
     return {
         "string": pa.string(),
@@ -243,7 +255,7 @@ def arrow_type(type_: str) -> pa.DataType:
 
 
 def duckdb_type(type_: str) -> str:
-    if dec := _decimal(type_):
+    if dec := decimal_parts(type_):
         return f"DECIMAL({dec[0]},{dec[1]})"
     return {
         "string": "VARCHAR",
@@ -259,7 +271,7 @@ def duckdb_type(type_: str) -> str:
 def spark_type(type_: str) -> DataType:
     from pyspark.sql import types as T
 
-    if dec := _decimal(type_):
+    if dec := decimal_parts(type_):
         return T.DecimalType(*dec)
     return {
         "string": T.StringType(),

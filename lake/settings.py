@@ -26,6 +26,8 @@ class Settings(BaseSettings):
     kafka_topic: str = "crypto.trades"
     kafka_dlq_topic: str = "crypto.trades.dlq"
     kafka_feed_events_topic: str = "crypto.feed_events"
+    kafka_live_bars_topic: str = "crypto.bars.live"  # forming 1-second bars (jobs/live_bars.py)
+    kafka_live_bars_retention_ms: int = Field(default=3600 * 1000, ge=60_000)  # live bars are ephemeral
     kafka_partitions: int = Field(default=4, ge=1)
     kafka_retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
     kafka_bootstrap_timeout_ms: int = Field(default=30_000, ge=100)  # producer: give up reaching the broker
@@ -41,6 +43,15 @@ class Settings(BaseSettings):
     stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]).
     stream_volatility_windows_s: tuple[int, ...] = DEFAULT_VOLATILITY_WINDOWS_S
+
+    # Live bars (jobs/live_bars.py): at most one update per window per interval; on start, read
+    # back this far so the windows still forming are rebuilt from all their trades.
+    live_bars_emit_interval_ms: int = Field(default=50, ge=0)
+    live_bars_rewind_s: float = Field(default=30.0, ge=0)
+
+    # `make live` (infra/live.py): its run folder (logs, lock, supervisor files) and the dashboard's port
+    live_home: str = ".live"
+    dashboard_port: int = Field(default=8501, ge=1, le=65535)
 
     # Local broker started by `make kafka-up` and the tests
     kafka_home: str = ".kafka"

@@ -7,7 +7,6 @@ real Binance trades, plus duplicates, out-of-order neighbours and invalid rows.
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 from pathlib import Path
@@ -22,22 +21,12 @@ from ingest import side_records
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
 from tests.conftest import run_job
+from tests.messy_tape import INVALID, messy_tape
 from tests.reference import reference_bars, reference_candles, reference_volatility, valid_trades
 
 pytestmark = pytest.mark.integration
 
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
-INVALID: list[tuple[str, dict[str, Any]]] = [
-    ("nonpositive_price", {"price": "-1.00000000"}),
-    ("price_precision", {"price": "61837.123456789"}),
-    ("bad_quantity", {"quantity": "abc"}),
-    ("missing_symbol", {"symbol": None}),
-    ("absurd_timestamp", {"timestamp": 99}),
-    ("unknown_type", {"type": "quote"}),
-    ("unsupported_version", {"v": 99}),
-]
-
-
 # What the ingestor publishes on crypto.feed_events (see tests/test_live_ingest.py for where they come from).
 FEED_EVENTS = [
     side_records.gap("binance", "BTCUSDT", 3735683300, 3735683310, 1723161290000, 1723161291000, 1723161295000),
@@ -45,19 +34,6 @@ FEED_EVENTS = [
     side_records.health("binance", 40.0, 120.5, 35.2, 1, 1723161297000),
     side_records.backfill("binance", "BTCUSDT", 3735683300, 3735683310, 11, "complete", 1723161298000),
 ]
-
-
-def _messy_tape(records: list[dict[str, Any]], seed: int = 7) -> tuple[list[dict[str, Any]], int]:
-    """Swap neighbours, repeat some trades, and insert invalid records."""
-    rng = random.Random(seed)
-    out = list(records)
-    for i in range(0, len(out) - 1, 7):  # out of order by one position, within the watermark
-        out[i], out[i + 1] = out[i + 1], out[i]
-    for i in sorted(rng.sample(range(len(out) - 20), 150), reverse=True):
-        out.insert(i + rng.randint(1, 20), dict(out[i]))  # the same trade again, a little later
-    for n, (_reason, change) in enumerate(INVALID):
-        out.insert(500 + 37 * n, {**records[100 + n], **change})
-    return out, len(INVALID)
 
 
 @pytest.fixture(scope="module")
@@ -69,7 +45,7 @@ def pipeline(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, 
     host, port = kafka.split(":")
     LocalKafka(work, host, int(port)).ensure_topics([topic], partitions=4)
     LocalKafka(work, host, int(port)).ensure_topics([feed_topic], partitions=1)
-    tape, n_invalid = _messy_tape(list(read_tape(SAMPLE)))
+    tape, n_invalid = messy_tape(list(read_tape(SAMPLE)))
     good = work / "tape.ndjson"
     write_tape(good, tape)
     replayed = subprocess.run(

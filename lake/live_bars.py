@@ -1,0 +1,57 @@
+"""Live bars on `crypto.bars.live`: one encoding of `lake.schema.LIVE_BAR`, for every producer and consumer.
+
+Decimals travel as strings at the lake's scale (exact), times as epoch ms. `decode` gives
+Python values (Decimal, int, bool); `to_frame` gives a DataFrame with the lake's types, so a
+live bar compares column by column with a row of the `ohlc` table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pandas as pd
+
+from lake.schema import LIVE_BAR, SCHEMA_VERSION, decimal_parts
+
+_DECIMAL_SCALE = {c.name: dec[1] for c in LIVE_BAR if (dec := decimal_parts(c.type))}
+_TIMESTAMPS = tuple(c.name for c in LIVE_BAR if c.type == "timestamp")  # epoch ms on the wire
+FIELDS = tuple(c.name for c in LIVE_BAR)
+
+
+def encode(bar: dict[str, Any]) -> bytes:
+    """A bar (Decimal values, epoch-ms times) -> the JSON message. Every LIVE_BAR field is required."""
+    out: dict[str, Any] = {"v": SCHEMA_VERSION}
+    for name in FIELDS[1:]:
+        value = bar[name]
+        if name in _DECIMAL_SCALE:
+            value = format(value.quantize(Decimal(1).scaleb(-_DECIMAL_SCALE[name])), "f")
+        out[name] = value
+    return orjson.dumps(out)
+
+
+def decode(value: bytes) -> dict[str, Any]:
+    """The JSON message -> a dict with Decimal amounts and epoch-ms times; raises ValueError if it is not one."""
+    record = orjson.loads(value)
+    if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION:
+        raise ValueError(f"not a version-{SCHEMA_VERSION} live bar: {value[:200]!r}")
+    missing = [name for name in FIELDS if name not in record]
+    if missing:
+        raise ValueError(f"live bar lacks {', '.join(missing)}: {value[:200]!r}")
+    for name in _DECIMAL_SCALE:
+        record[name] = Decimal(record[name])
+    return record
+
+
+def to_frame(bars: list[dict[str, Any]]) -> pd.DataFrame:
+    """Decoded bars -> a DataFrame: Decimal amounts, UTC timestamps for the window bounds."""
+    frame = pd.DataFrame(bars, columns=list(FIELDS))
+    for name in _TIMESTAMPS:
+        frame[name] = pd.to_datetime(frame[name], unit="ms", utc=True)
+    return frame
+
+
+def epoch_ms(when: dt.datetime) -> int:
+    return int(when.timestamp() * 1000)

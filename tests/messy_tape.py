@@ -1,0 +1,29 @@
+"""The real sample tape made messy: neighbours swapped, trades repeated, invalid records inserted."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+INVALID: list[tuple[str, dict[str, Any]]] = [
+    ("nonpositive_price", {"price": "-1.00000000"}),
+    ("price_precision", {"price": "61837.123456789"}),
+    ("bad_quantity", {"quantity": "abc"}),
+    ("missing_symbol", {"symbol": None}),
+    ("absurd_timestamp", {"timestamp": 99}),
+    ("unknown_type", {"type": "quote"}),
+    ("unsupported_version", {"v": 99}),
+]
+
+
+def messy_tape(records: list[dict[str, Any]], seed: int = 7) -> tuple[list[dict[str, Any]], int]:
+    """Swap neighbours, repeat some trades, and insert invalid records."""
+    rng = random.Random(seed)
+    out = list(records)
+    for i in range(0, len(out) - 1, 7):  # out of order by one position, within the watermark
+        out[i], out[i + 1] = out[i + 1], out[i]
+    for i in sorted(rng.sample(range(len(out) - 20), 150), reverse=True):
+        out.insert(i + rng.randint(1, 20), dict(out[i]))  # the same trade again, a little later
+    for n, (_reason, change) in enumerate(INVALID):
+        out.insert(500 + 37 * n, {**records[100 + n], **change})
+    return out, len(INVALID)
