@@ -37,6 +37,7 @@ from lake.settings import REPO_ROOT, Settings
 log = logging.getLogger(__name__)
 
 CONFIG_DIR = REPO_ROOT / "infra" / "kafka"
+JARS_DIR = REPO_ROOT / ".kafka" / "jars"
 BROKER_JVM = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC")
 
 
@@ -125,6 +126,7 @@ class LocalKafka:
             port,
             partitions=settings.kafka_partitions,
             retention_ms=settings.kafka_retention_ms,
+            jars_dir=JARS_DIR,  # the broker's code is the project's, wherever its data lives
         )
 
     @property

@@ -5,6 +5,7 @@ python -m ingest record --exchange binance|coinbase --symbols BTC-USD [--out DIR
 python -m ingest replay FILE [FILE ...] [--format auto|tape|recording|hftbacktest|cryptofeed|cryptofeed-jsonl]
                         [--speed X]
 python -m ingest synth  --rate N --symbols K (--count N | --duration S) [--speed X]
+python -m ingest demo   [--tape TAPE] [--loops N] [--speed X]   (the sample tape, looped as if it were now)
 python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
 
 Kafka and feed settings come from `lake.settings` (env, .env); flags override them.
@@ -27,6 +28,7 @@ from pydantic import ValidationError
 
 from ingest import side_records
 from ingest.connection import RetriesExhausted
+from ingest.demo import demo_records
 from ingest.errors import BadMessage
 from ingest.frames import FORMATS, Frame, detect_format, frames_to_records, read_frames
 from ingest.live import run_feed, stop_on_signals
@@ -36,9 +38,10 @@ from ingest.synth import synth_trades
 from ingest.tape import read_tape, write_tape
 from ingest.venues import SubscriptionRejected
 from lake import logs
-from lake.settings import Settings, interval_ms, load
+from lake.settings import REPO_ROOT, Settings, interval_ms, load
 
 log = logging.getLogger("ingest")
+SAMPLE_TAPE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -145,6 +148,23 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    tape = list(read_tape(args.tape))
+    records = demo_records(tape, loops=args.loops, now_ms=lambda: int(time.time() * 1000))
+    closing = interval_ms(settings.stream_watermark) + 1000
+    with Publisher(settings) as publisher:
+        # Paced by the wall clock: each record leaves when time.time() reaches its ingest_ts.
+        stats = replay(
+            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing,
+            stop=stop, clock=time.time, progress=args.loops is not None,
+        )  # fmt: skip
+    print(f"demo: published {stats.trades} trades to {settings.kafka_topic}")
+    return 0
+
+
 def _cmd_normalize(args: argparse.Namespace) -> int:
     bad: list[tuple[Frame, BadMessage]] = []
     streams = [
@@ -210,6 +230,13 @@ def build_parser() -> argparse.ArgumentParser:
     syn.add_argument("--seed", type=int, default=7)
     _kafka_flags(syn)
     syn.set_defaults(func=_cmd_synth)
+
+    demo = sub.add_parser("demo", help="the demo market: the sample tape looped as if it were happening now")
+    demo.add_argument("--tape", type=Path, default=SAMPLE_TAPE, help=f"default {SAMPLE_TAPE}")
+    demo.add_argument("--loops", type=int, help="stop after this many loops (default: forever)")
+    demo.add_argument("--speed", type=float, default=1.0, help="1 = real time, 0 = as fast as possible")
+    _kafka_flags(demo)
+    demo.set_defaults(func=_cmd_demo)
 
     norm = sub.add_parser("normalize", help="turn raw captures into a normalized tape")
     norm.add_argument("sources", nargs="+", type=Path)

@@ -43,10 +43,11 @@ def replay(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
     stop: threading.Event | None = None,
+    progress: bool = True,
 ) -> ReplayStats:
     """Publish each record keyed `exchange:symbol`, spaced as they arrived / speed.
 
-    speed 0 publishes as fast as the producer takes them. With
+    speed 0 publishes as fast as the producer takes them; `progress` shows a bar. With
     `closing_heartbeat_after_ms`, each exchange gets a final heartbeat that far
     past its last trade, so the job's watermark passes the tape's last bars.
     """
@@ -57,7 +58,8 @@ def replay(
         publisher.warm_up(topic)
     start_wall: float | None = None
     start_tape = 0
-    for record in tqdm(records, total=total, unit="trade", desc=f"replay -> {topic}", mininterval=1.0):
+    shown = tqdm(records, total=total, unit="rec", desc=f"replay -> {topic}", mininterval=1.0, disable=not progress)
+    for record in shown:
         if stop is not None and stop.is_set():
             log.info("replay stopped early after %d trades", stats.trades)
             break
