@@ -16,7 +16,11 @@ SAMPLE_TAPE := ingest/tapes/sample.ndjson.gz
 DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count) AS trades, \
                min(window_start) AS first_bar, max(window_start) AS last_bar FROM ohlc GROUP BY ALL ORDER BY ALL
 
-.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run dashboard test chromium bench check fmt clean
+# make live: the sources. Default: the demo market. EXCHANGE=binance SYMBOLS=BTCUSDT,ETHUSDT for one venue,
+# SOURCES="binance:BTCUSDT,ETHUSDT coinbase:BTC-USD,ETH-USD" for several (or synth:RATE for load).
+LIVE_ARGS := $(foreach s,$(SOURCES),--source $(s)) $(if $(EXCHANGE),--source $(EXCHANGE):$(SYMBOLS))
+
+.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run live dashboard test chromium bench check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -54,6 +58,9 @@ run: deps kafka-up ## demo: replay the sample tape, run the stream job until don
 	@echo "The lake is in $(CURDIR)/lake; query it with: $(PY) -m lake sql \"SELECT ... FROM ohlc\""
 	@echo "The broker keeps running; stop it with: make kafka-down"
 
+live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, dashboard
+	$(PY) -m infra.live $(LIVE_ARGS)
+
 dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
 	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.headless true
 
@@ -81,4 +88,4 @@ fmt: venv ## format the code
 
 clean: ## remove the lake's data, checkpoints and the local broker (keeps .venv)
 	-$(PY) -m infra.kafka_local down
-	rm -rf lake/*/ checkpoints/*/ .kafka/data .kafka/server.properties .kafka/broker.log
+	rm -rf lake/*/ checkpoints/*/ .kafka/data .kafka/server.properties .kafka/broker.log .live

@@ -53,6 +53,15 @@ class Published:
     invalid: int = 0
 
 
+def _require_topic(consumer: KafkaConsumer, topic: str, settings: Settings) -> set[int]:
+    partitions = consumer.partitions_for_topic(topic)
+    if not partitions:
+        raise TopicMissing(
+            f"topic {topic} does not exist on {settings.kafka_bootstrap_servers} (create it with `make kafka-up`)"
+        )
+    return set(partitions)
+
+
 def _consumer(settings: Settings, from_beginning: bool) -> tuple[KafkaConsumer, int | None]:
     """A consumer of every partition of the trades topic, positioned; and the first window to emit."""
     consumer = KafkaConsumer(
@@ -62,13 +71,12 @@ def _consumer(settings: Settings, from_beginning: bool) -> tuple[KafkaConsumer, 
         fetch_max_wait_ms=20,  # latency over batching: the default waits up to 500 ms for data
         max_poll_records=5000,
     )
-    partitions = consumer.partitions_for_topic(settings.kafka_topic)
-    if not partitions:
+    try:
+        partitions = _require_topic(consumer, settings.kafka_topic, settings)
+        _require_topic(consumer, settings.kafka_live_bars_topic, settings)
+    except TopicMissing:
         consumer.close()
-        raise TopicMissing(
-            f"topic {settings.kafka_topic} does not exist on {settings.kafka_bootstrap_servers} "
-            "(create it with `make kafka-up`)"
-        )
+        raise
     tps = [TopicPartition(settings.kafka_topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     if from_beginning:
