@@ -7,10 +7,15 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 BUY, SELL = "#26a69a", "#ef5350"
+PROVISIONAL, HOLLOW = "#9e9e9e", "rgba(0, 0, 0, 0)"
 
 
-def candles_figure(candles: pd.DataFrame, title: str) -> go.Figure:
-    """Candlesticks with a VWAP line, over taker buy and sell volume bars."""
+def candles_figure(candles: pd.DataFrame, title: str, provisional: pd.DataFrame | None = None) -> go.Figure:
+    """Candlesticks with a VWAP line, over taker buy and sell volume bars.
+
+    `provisional` candles (from live bars the lake does not hold yet) come after the final ones,
+    hollow and grey, with fainter volume bars: they still change until their bars are final.
+    """
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, row_heights=[0.72, 0.28], vertical_spacing=0.03)
     fig.add_trace(
         go.Candlestick(
@@ -19,13 +24,32 @@ def candles_figure(candles: pd.DataFrame, title: str) -> go.Figure:
         ),
         row=1, col=1,
     )  # fmt: skip
+    live = provisional if provisional is not None and not provisional.empty else None
+    if live is not None:
+        fig.add_trace(
+            go.Candlestick(
+                x=live["time"], open=live["open"], high=live["high"], low=live["low"], close=live["close"],
+                name="provisional", legendgroup="provisional", hovertext=["provisional"] * len(live), opacity=0.9,
+                increasing={"line": {"color": PROVISIONAL, "width": 1}, "fillcolor": HOLLOW},
+                decreasing={"line": {"color": PROVISIONAL, "width": 1}, "fillcolor": HOLLOW},
+            ),
+            row=1, col=1,
+        )  # fmt: skip
+    vwap = pd.concat([f[["time", "vwap"]] for f in (candles, live) if f is not None and not f.empty] or [candles])
     fig.add_trace(
-        go.Scatter(x=candles["time"], y=candles["vwap"], name="VWAP", mode="lines", line={"width": 1.2}), row=1, col=1
+        go.Scatter(x=vwap["time"], y=vwap["vwap"], name="VWAP", mode="lines", line={"width": 1.2}), row=1, col=1
     )
     fig.add_trace(go.Bar(x=candles["time"], y=candles["buy_volume"], name="taker buys", marker_color=BUY), row=2, col=1)
     fig.add_trace(
         go.Bar(x=candles["time"], y=candles["sell_volume"], name="taker sells", marker_color=SELL), row=2, col=1
     )
+    if live is not None:
+        for column, color, label in (("buy_volume", BUY, "buys"), ("sell_volume", SELL, "sells")):
+            fig.add_trace(
+                go.Bar(x=live["time"], y=live[column], name=f"provisional {label}", marker_color=color, opacity=0.35,
+                       legendgroup="provisional", showlegend=False, hovertext=[f"provisional {label}"] * len(live)),
+                row=2, col=1,
+            )  # fmt: skip
     fig.update_layout(
         barmode="stack", xaxis_rangeslider_visible=False, height=560, margin={"t": 30, "b": 10},
         legend={"orientation": "h", "y": 1.04}, uirevision=title,

@@ -8,7 +8,10 @@ import streamlit as st
 
 from lake.settings import Settings, interval_ms
 
-DEFAULT_REFRESH_S = 5
+# Live bars change every second; the lake only every trigger, and its queries are cached for
+# that long (repositories.TTL_S), so a one-second refresh costs little.
+DEFAULT_REFRESH_S = 1
+MIN_REFRESH_S = 1
 MARGIN_S = 30.0
 
 
@@ -30,15 +33,15 @@ def stale_after_s(settings: Settings | None = None) -> float:
 
 def sidebar() -> None:
     st.sidebar.caption(f"lake: `{lake_path()}`")
-    st.sidebar.slider("Refresh every (s)", 1, 60, DEFAULT_REFRESH_S, key="refresh_s")
+    st.sidebar.slider("Refresh every (s)", MIN_REFRESH_S, 60, DEFAULT_REFRESH_S, key="refresh_s")
     st.sidebar.toggle("Pause auto-refresh", key="paused")
 
 
 def run_every() -> float | None:
-    """The fragments' refresh interval, or None when paused."""
+    """The fragments' refresh interval (never under a second), or None when paused."""
     if st.session_state.get("paused", False):
         return None
-    return float(st.session_state.get("refresh_s", DEFAULT_REFRESH_S))
+    return max(float(st.session_state.get("refresh_s", DEFAULT_REFRESH_S)), MIN_REFRESH_S)
 
 
 NO_BARS = "The lake has no bars yet. Run `make run`, or start the ingestor and the stream job."

@@ -79,6 +79,20 @@ def progress(lake_path: str, since: dt.datetime) -> pd.DataFrame:
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
+def written_at(lake_path: str, bar_end: dt.datetime) -> dt.datetime | None:
+    """When the stream job wrote a bar ending at `bar_end`: the start of its first `ohlc` batch whose
+    watermark had passed that end (a window is written once the watermark passes it); None if no
+    progress record says."""
+    rows = frame(
+        lake_path,
+        "SELECT min(timestamp) AS written FROM progress WHERE query = 'ohlc' AND watermark >= ?",
+        [bar_end],
+    )
+    written = rows["written"].iloc[0] if not rows.empty else None
+    return None if written is None or pd.isna(written) else pd.Timestamp(written).to_pydatetime()
+
+
+@st.cache_data(ttl=TTL_S, show_spinner=False)
 def rejects_by_reason(lake_path: str) -> pd.DataFrame:
     return frame(
         lake_path,

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
+from lake.ages import format_age
 from lake.live_bars import decode
 from lake.settings import Settings
 
@@ -27,19 +28,7 @@ class Reading:
 
 
 def age(seconds: float | None) -> str:
-    """An age as a person says it: '0.4 s', '18 s', '3 min 5 s', '2 h 10 min', '3 d 4 h'; '-' if unknown."""
-    if seconds is None:
-        return "-"
-    if seconds < 10:
-        return f"{seconds:.1f} s"
-    s = int(seconds)
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60} s"
-    if s < 86400:
-        return f"{s // 3600} h {s % 3600 // 60} min"
-    return f"{s // 86400} d {s % 86400 // 3600} h"
+    return "-" if seconds is None else format_age(seconds)
 
 
 def status_line(reading: Reading, states: dict[str, str]) -> str:

@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import base64
+import datetime as dt
 import json
+import time
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from dashboard import live_feed
+from dashboard.live_feed import LiveFeed
+from lake.live_bars import encode
 from lake.settings import REPO_ROOT
-from tests.dashboard_lake import build
+from tests.dashboard_lake import SECONDS, START, build
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 PAGES = ["pages/market.py", "pages/compare.py", "pages/health.py", "pages/sql.py", "pages/predictions.py"]
@@ -20,6 +26,14 @@ PAGES = ["pages/market.py", "pages/compare.py", "pages/health.py", "pages/sql.py
 @pytest.fixture(scope="module")
 def lake_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("dash") / "lake")
+
+
+@pytest.fixture(autouse=True)
+def feed(monkeypatch: pytest.MonkeyPatch) -> LiveFeed:
+    """A live feed that is never started (no thread, no broker): tests put bars in it."""
+    fake = LiveFeed("127.0.0.1:9", "crypto.bars.live")
+    monkeypatch.setattr(live_feed, "current", lambda: fake)
+    return fake
 
 
 def _app(monkeypatch: pytest.MonkeyPatch, lake: Path) -> AppTest:
@@ -34,10 +48,14 @@ def _values(encoded: object) -> list[float]:
     return list(encoded)  # type: ignore[call-overload]
 
 
+def _traces(at: AppTest) -> list[dict[str, object]]:
+    """The traces of the market page's first chart (its figure JSON)."""
+    return list(json.loads(at.get("plotly_chart")[0].proto.spec)["data"])
+
+
 def _candles(at: AppTest) -> int:
-    """Candles in the market page's first chart (its figure JSON)."""
-    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
-    return len(spec["data"][0]["x"])
+    """Candles in the market page's first chart."""
+    return len(_traces(at)[0]["x"])  # type: ignore[arg-type]
 
 
 def test_market_page_follows_symbol_timeframe_and_range(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
@@ -54,6 +72,55 @@ def test_market_page_follows_symbol_timeframe_and_range(monkeypatch: pytest.Monk
     at.toggle(key="market_annualized").set_value(True).run()
     assert not at.exception and len(at.get("plotly_chart")) == 2
     assert any("pipeline may have stalled" in w.value for w in at.warning)  # a January fixture lake
+
+
+def _live_bar(second: int, close: str, trade_ms: int) -> bytes:
+    """The fixture's AAAUSDT bar `second` seconds after the lake's newest one ends, as the live topic carries it."""
+    start = int((START + dt.timedelta(seconds=SECONDS + second)).timestamp() * 1000)
+    price = Decimal(close)
+    return encode({
+        "exchange": "binance", "symbol": "AAAUSDT", "window_start": start, "window_end": start + 1000,
+        "open": price, "high": price + 1, "low": price - 1, "close": price, "volume": Decimal(3),
+        "quote_volume": price * 3, "vwap": float(price), "trade_count": 3, "buy_volume": Decimal(2),
+        "sell_volume": Decimal(1), "first_trade_id": 10**6 + second, "last_trade_id": 10**6 + second,
+        "final": False, "emitted_at": trade_ms, "last_trade_ts": trade_ms,
+    })  # fmt: skip
+
+
+def test_market_page_draws_live_bars_as_provisional_candles(
+    monkeypatch: pytest.MonkeyPatch, lake_dir: Path, feed: LiveFeed
+) -> None:
+    now_ms = int(time.time() * 1000)
+    for second in range(12):  # 12:00:00 .. 12:00:11, after the lake's newest bar (11:59:59)
+        feed.ingest(_live_bar(second, str(200 + second), now_ms))
+    feed.ingest(b"{garbage")
+    at = _app(monkeypatch, lake_dir)
+    assert not at.exception
+    traces = {t["name"]: t for t in _traces(at)}
+    provisional = traces["provisional"]
+    assert provisional["type"] == "candlestick" and "provisional" in provisional["hovertext"][0]  # type: ignore[index]
+    assert len(provisional["x"]) == 1 and _values(provisional["close"]) == [211.0]  # type: ignore[arg-type]
+    assert _values(provisional["open"]) == [200.0]  # type: ignore[arg-type]
+    assert _values(traces["provisional buys"]["y"]) == [24.0]  # type: ignore[arg-type]
+    assert "and 1 provisional from live bars" in at.caption[0].value
+    assert "live stream: connecting to 127.0.0.1:9 · 1 undecodable" in [c.value for c in at.caption]
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Last price"] == "211" and metrics["Live bar age"].endswith(" s")
+    # The lake is a January one, yet trades flow: its stream job, not the market, has stopped.
+    assert any("live bars still arrive" in w.value for w in at.warning)
+    at.selectbox(key="market_timeframe").select("5s").run()
+    assert len(_traces(at)[1]["x"]) == 3  # type: ignore[arg-type]
+
+
+def test_a_replayed_tape_is_named_not_called_a_stall(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    tape_start = dt.datetime(2024, 8, 8, 21, 0, 1, tzinfo=dt.UTC)  # its newest bar ends 2024-08-09 00:00:01
+    lake = build(tmp_path / "lake", {"AAAUSDT": 100.0}, 2, tape_start, written_after=dt.timedelta(days=480))
+    at = _app(monkeypatch, lake)
+    assert not at.exception
+    assert [i.value for i in at.info] == ["This lake holds a replayed tape; its newest bar is 2024-08-09 00:00:01 UTC."]
+    assert not any("stalled" in w.value for w in at.warning)
+    assert "provisional" not in {t["name"] for t in _traces(at)}
+    assert {m.label: m.value for m in at.metric}["Newest bar age"].endswith(" h")  # days and hours
 
 
 def test_market_page_refuses_bad_parameters_politely(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:

@@ -107,7 +107,7 @@ def test_the_newest_bar_advances_while_the_pipeline_writes(kafka: str, tmp_path:
             seen = [first]
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline and len(set(seen)) < 3:
-                time.sleep(2)  # the page refreshes itself every 5 s (no reload here)
+                time.sleep(2)  # the page refreshes itself every second (no reload here)
                 seen.append(_newest_caption(page))
             page.screenshot(path=str(ARTIFACTS / "market-live.png"), full_page=True)  # type: ignore[attr-defined]
             assert page.locator(ERROR).count() == 0  # type: ignore[attr-defined]

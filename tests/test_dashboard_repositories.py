@@ -61,3 +61,14 @@ def test_user_sql_goes_through_the_sandbox(lake_path: str) -> None:
     assert result.table.to_pylist() == [{"n": 3 * SECONDS}]
     with pytest.raises(QueryRefused, match="only SELECT"):
         user_query(lake_path, f"COPY ohlc TO '{Path(lake_path)}/x.csv'", 10, 5.0)
+
+
+def test_written_at_is_the_first_batch_whose_watermark_passed_the_bar(lake_path: str, tmp_path: Path) -> None:
+    newest_end = START + dt.timedelta(seconds=SECONDS)
+    assert repositories.written_at(lake_path, newest_end) == newest_end + dt.timedelta(seconds=20)
+    first_batch_end = START + dt.timedelta(seconds=SECONDS // 6)
+    assert repositories.written_at(lake_path, START + dt.timedelta(seconds=1)) == first_batch_end + dt.timedelta(
+        seconds=20
+    )
+    assert repositories.written_at(lake_path, newest_end + dt.timedelta(seconds=1)) is None  # not written yet
+    assert repositories.written_at(str(tmp_path / "no-lake"), newest_end) is None  # no progress records

@@ -57,7 +57,7 @@ def test_ages_read_as_a_person_says_them() -> None:
         "0.4 s", "18 s", "3 min 5 s", "2 h 10 min", "3 d 4 h",
     ]  # fmt: skip
     line = status_line(Reading(48.0, 17.9, None), {"job": "up 1 min"})
-    assert "in 48 rec/s | newest final bar 17 s | newest live bar - | job up 1 min" in line
+    assert "in 48 rec/s | newest final bar 18 s | newest live bar - | job up 1 min" in line
 
 
 def test_a_dying_component_is_restarted_with_growing_delays(tmp_path: Path) -> None:

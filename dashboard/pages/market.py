@@ -1,4 +1,8 @@
-"""Market: candles at any timeframe with volume and VWAP, volatility, and the latest price."""
+"""Market: candles at any timeframe with volume and VWAP, volatility, and the latest price.
+
+The lake's final candles are extended by provisional ones from the live bars on `crypto.bars.live`
+(dashboard/live_feed.py), which cover the ~20 s the stream job has not written yet.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +10,9 @@ import datetime as dt
 
 import streamlit as st
 
-from dashboard import charts, repositories, services
+from dashboard import charts, live_feed, repositories, services
 from dashboard.controls import lake_path, run_every, stale_after_s, stop_until_bars
+from lake.ages import format_age
 
 st.header("Market")
 LAKE = lake_path()
@@ -41,31 +46,52 @@ def live_market() -> None:
     if row.empty:
         st.warning(f"{exchange} {symbol} has no bars in the lake any more.")
         return
+    newest_start = row["newest_start"].iloc[0].to_pydatetime()
     newest_end = row["newest_end"].iloc[0].to_pydatetime()
+    feed = live_feed.current()
+    live = feed.snapshot(exchange, symbol)
+    live_start = services.newest_live_start(live)
     step = services.TIMEFRAMES_S[timeframe]
     try:
-        start, end = services.time_range(range_choice, row["newest_start"].iloc[0].to_pydatetime(), custom)
+        anchor = max(newest_start, live_start) if live_start is not None else newest_start
+        start, end = services.time_range(range_choice, anchor, custom)
         services.check_candle_count(start, end, step)
     except services.BadRange as exc:
         st.warning(str(exc))
         return
-    candles = repositories.candles(LAKE, exchange, symbol, step, start, end)
+    # Bars after the newest final one come from the live feed only: a lake snapshot newer than
+    # `markets` must not count them twice.
+    lake_end = min(end, newest_start + dt.timedelta(seconds=1))
+    candles = repositories.candles(LAKE, exchange, symbol, step, start, lake_end)
+    final, provisional = services.with_live_bars(candles, live, newest_start, step, (start, end))
     now = dt.datetime.now(dt.UTC)
-    metrics = services.price_metrics(candles, newest_end, now)
+    metrics = services.price_metrics(services.joined(final, provisional), newest_end, now)
     if metrics is None:
         st.info(f"No {symbol} bars between {start:%Y-%m-%d %H:%M} and {end:%Y-%m-%d %H:%M} UTC.")
         return
-    c1, c2, c3 = st.columns(3)
+    limit = stale_after_s()
+    live_age = services.live_age_s(live, now)
+    written_lag = None
+    if metrics.bar_age_s > limit:  # only a stale lake needs to know when its newest bar was written
+        written = repositories.written_at(LAKE, newest_end)
+        written_lag = None if written is None else (written - newest_end).total_seconds()
+    verdict = services.freshness_verdict(metrics.bar_age_s, limit, live_age, written_lag)
+    flowing = services.live_flowing(live_age, limit)
+    c1, c2, c3, c4 = st.columns(4)
     c1.metric("Last price", f"{metrics.last:,.8g}")
     c2.metric("Change over range", f"{metrics.change:+,.8g}", f"{metrics.change_pct:+.2f}%")
-    c3.metric("Newest bar age", f"{metrics.bar_age_s:,.0f} s")
-    limit = stale_after_s()
-    if services.is_stale(metrics.bar_age_s, limit):
+    c3.metric("Newest bar age", format_age(metrics.bar_age_s))
+    if flowing and live_age is not None:
+        c4.metric("Live bar age", format_age(live_age))
+    if verdict is services.Freshness.STALLED:
         st.warning(
-            f"The newest {symbol} bar ended {metrics.bar_age_s:,.0f} s ago (expected under {limit:.0f} s): "
-            "the pipeline may have stalled, or this is a replayed tape."
+            f"The newest {symbol} bar ended {format_age(metrics.bar_age_s)} ago (expected under "
+            f"{limit:.0f} s): the pipeline may have stalled"
+            + (", though live bars still arrive: check the stream job." if flowing else ".")
         )
-    st.plotly_chart(charts.candles_figure(candles, f"{exchange} {symbol}"), width="stretch")
+    elif verdict is services.Freshness.REPLAY:
+        st.info(f"This lake holds a replayed tape; its newest bar is {newest_end:%Y-%m-%d %H:%M:%S} UTC.")
+    st.plotly_chart(charts.candles_figure(final, f"{exchange} {symbol}", provisional), width="stretch")
     vol = repositories.volatility(LAKE, exchange, symbol, step, start, end)
     windows = repositories.volatility_windows()
     if vol.empty:
@@ -73,10 +99,14 @@ def live_market() -> None:
     else:
         shown = services.annualize(vol, windows) if annualized else vol
         st.plotly_chart(charts.volatility_figure(shown, windows, annualized), width="stretch")
+    live_note = f" and {len(provisional):,} provisional from live bars" if len(provisional) else ""
     st.caption(
-        f"{len(candles):,} {timeframe} candles of {exchange} {symbol}, {start:%Y-%m-%d %H:%M:%S} to "
+        f"{len(final):,} {timeframe} candles{live_note} of {exchange} {symbol}, {start:%Y-%m-%d %H:%M:%S} to "
         f"{end:%Y-%m-%d %H:%M:%S} UTC; newest bar ends {newest_end:%Y-%m-%d %H:%M:%S} UTC."
     )
+    counts = feed.counts
+    losses = ((counts.undecodable, "undecodable"), (counts.dropped, "skipped to catch up"))
+    st.caption(" · ".join([feed.status, *(f"{n:,} {what}" for n, what in losses if n)]))
 
 
 live_market()
