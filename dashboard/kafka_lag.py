@@ -21,7 +21,7 @@ def broker_end_offsets(topics: tuple[str, ...]) -> dict[str, dict[str, int]] | N
         consumer = KafkaConsumer(
             bootstrap_servers=Settings().kafka_bootstrap_servers,
             request_timeout_ms=TIMEOUT_MS,
-            api_version_auto_timeout_ms=TIMEOUT_MS,
+            bootstrap_timeout_ms=TIMEOUT_MS,  # kafka-python 3: how long to try reaching the broker
             connections_max_idle_ms=10_000,
         )
     except KafkaError as exc:
