@@ -189,6 +189,14 @@ def with_live_bars(
     return final, provisional[CANDLE_COLUMNS]
 
 
+def overlapping(candles: pd.DataFrame, start: dt.datetime, step_s: int) -> pd.DataFrame:
+    """The candles whose bucket [time, time + step) reaches past `start`."""
+    if candles.empty:
+        return candles
+    keep = candles["time"] + pd.Timedelta(seconds=step_s) > pd.Timestamp(start)
+    return candles[keep].reset_index(drop=True)
+
+
 def joined(final: pd.DataFrame, provisional: pd.DataFrame) -> pd.DataFrame:
     """Final then provisional candles, as one frame (for the price metrics)."""
     parts = [f for f in (final, provisional) if not f.empty]

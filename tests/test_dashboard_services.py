@@ -229,3 +229,11 @@ F = services.Freshness
 )  # fmt: skip
 def test_freshness_verdict(bar_age: float, live_age: float | None, written_lag: float | None, verdict: F) -> None:
     assert services.freshness_verdict(bar_age, 45.0, live_age, written_lag) is verdict
+
+
+def test_overlapping_keeps_the_buckets_that_reach_past_the_start() -> None:
+    times = pd.date_range(T0, periods=5, freq="60s")
+    candles = pd.DataFrame({"time": times, "close": range(5)})
+    kept = services.overlapping(candles, T0 + dt.timedelta(seconds=90), 60)
+    assert list(kept["close"]) == [1, 2, 3, 4]  # the bucket at +60 s runs to +120 s, past +90 s
+    assert services.overlapping(candles.iloc[:0], T0, 60).empty

@@ -60,9 +60,14 @@ def live_market() -> None:
         st.warning(str(exc))
         return
     # Bars after the newest final one come from the live feed only: a lake snapshot newer than
-    # `markets` must not count them twice.
-    lake_end = min(end, newest_start + dt.timedelta(seconds=1))
-    candles = repositories.candles(LAKE, exchange, symbol, step, start, lake_end)
+    # `markets` must not count them twice. The lake is asked for a range anchored at its own
+    # newest bar, which moves once a trigger, not once a second: every refresh and every tab
+    # until the next batch then shares one cached query. The display range trims it.
+    lake_start, lake_stop = services.time_range(range_choice, newest_start, custom)
+    lake_end = min(lake_stop, newest_start + dt.timedelta(seconds=1))
+    candles = services.overlapping(
+        repositories.candles(LAKE, exchange, symbol, step, lake_start, lake_end), start, step
+    )
     final, provisional = services.with_live_bars(candles, live, newest_start, step, (start, end))
     now = dt.datetime.now(dt.UTC)
     metrics = services.price_metrics(services.joined(final, provisional), newest_end, now)
@@ -92,7 +97,7 @@ def live_market() -> None:
     elif verdict is services.Freshness.REPLAY:
         st.info(f"This lake holds a replayed tape; its newest bar is {newest_end:%Y-%m-%d %H:%M:%S} UTC.")
     st.plotly_chart(charts.candles_figure(final, f"{exchange} {symbol}", provisional), width="stretch")
-    vol = repositories.volatility(LAKE, exchange, symbol, step, start, end)
+    vol = repositories.volatility(LAKE, exchange, symbol, step, lake_start, lake_end)
     windows = repositories.volatility_windows()
     if vol.empty:
         st.caption("No volatility rows for this range yet.")
