@@ -40,8 +40,12 @@ $(STAMP): pyproject.toml requirements.lock
 kafka-jars: venv ## resolve the Kafka broker's jars from Maven Central
 	$(PY) -m infra.kafka_local jars
 
-spark-jars: venv ## resolve Spark's Kafka connector (spark.jars.packages) into the Ivy cache
+spark-jars: $(VENV)/.spark-jars ## resolve Spark's Kafka connector (spark.jars.packages) into the Ivy cache
+
+# A stamp, so `make live` and `make test` do not start a Spark session each time to check.
+$(VENV)/.spark-jars: $(STAMP) spark-defaults.conf
 	$(PY) -c 'from jobs.session import spark_session; spark_session("resolve-connector").stop()'
+	touch $@
 
 deps: venv kafka-jars spark-jars ## everything the run and the tests need
 

@@ -221,10 +221,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         sources(args.source)
         return run(args)
-    except ValueError as exc:
-        print(f"live: {exc}", file=sys.stderr)
-        return 2
-    except AlreadyRunning as exc:
+    except (ValueError, AlreadyRunning) as exc:
         print(f"live: {exc}", file=sys.stderr)
         return 2
 

@@ -47,6 +47,12 @@ def _rows(lake_dir: Path, where: str) -> list[tuple[Any, ...]]:
     return lake.connect(lake_dir).sql(f"SELECT * FROM ohlc WHERE {where} ORDER BY ALL").fetchall()
 
 
+def _day1_files(lake_dir: Path) -> list[str]:
+    """Day 1's files in the sink's log (committed batches only)."""
+    ohlc = lake_dir / "ohlc"
+    return [f for f in lake.manifest.sink_files(ohlc) if "date=2024-03-01" in f] if ohlc.exists() else []
+
+
 def _wait_for(predicate: Any, timeout: float, proc: subprocess.Popen[str], output: list[str]) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -71,7 +77,14 @@ def test_compaction_while_the_job_writes_today(kafka: str, tmp_path: Path) -> No
     try:
         # Day 1 must land in many micro-batches (many files) before it can be compacted.
         _wait_for(lambda: any("query started name=ohlc" in line for line in output), 180, proc, output)
-        _publish(settings, tape_a, speed=8.0, closing=False)  # ~11 s: day 1 lands in many batches
+        # In three parts, each written before the next is sent: a slow batch (a busy machine)
+        # could otherwise take all of day 1 at once, leaving one file per partition.
+        for lo, hi in ((0, 20_000), (20_000, 40_000), (40_000, 90_000)):
+            part = [r for r in tape_a if START_MS + lo <= r["timestamp"] < START_MS + hi]
+            files = len(_day1_files(lake_dir))
+            _publish(settings, part, speed=8.0, closing=False)
+            if hi < 90_000:
+                _wait_for(lambda files=files: len(_day1_files(lake_dir)) > files, 120, proc, output)
         _wait_for(lambda: len(_rows(lake_dir, "date < DATE '2024-03-02'")) == day1_bars, 180, proc, output)
         day1 = _rows(lake_dir, "date < DATE '2024-03-02'")
 

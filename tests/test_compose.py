@@ -16,7 +16,7 @@ def compose() -> dict[str, Any]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert {"kafka", "ingestor", "stream-job", "dashboard"} <= set(compose["services"])
+    assert {"kafka", "ingestor", "stream-job", "live-bars", "dashboard"} <= set(compose["services"])
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
 
 
@@ -31,7 +31,7 @@ def test_kafka_is_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
 
 def test_project_services_use_the_settings_names(compose: dict[str, Any]) -> None:
     fields = {name.upper() for name in Settings.model_fields}
-    for name in ("ingestor", "stream-job", "dashboard"):
+    for name in ("ingestor", "stream-job", "live-bars", "dashboard"):
         env = compose["services"][name]["environment"]
         assert set(env) <= fields, f"{name} uses names the settings do not know: {set(env) - fields}"
         assert env["KAFKA_TOPIC"] == Settings.model_fields["kafka_topic"].default
@@ -45,6 +45,11 @@ def test_topics_created_match_settings(compose: dict[str, Any]) -> None:
     for field in ("kafka_topic", "kafka_dlq_topic", "kafka_feed_events_topic"):
         assert defaults[field].default in script
     assert f"--partitions {defaults['kafka_partitions'].default}" in script
+    live = defaults["kafka_live_bars_topic"].default
+    assert (
+        f"--topic {live} --partitions 4 --config retention.ms={defaults['kafka_live_bars_retention_ms'].default}"
+        in script
+    )
 
 
 def test_stream_job_loads_the_project_spark_defaults(compose: dict[str, Any]) -> None:

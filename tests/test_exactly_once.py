@@ -22,8 +22,9 @@ import lake
 from ingest.tape import read_tape, write_tape
 from tests.conftest import job_args, job_failure, run_job, start_job, stop_job
 from tests.kafka_helpers import fresh_topics
+from tests.messy_tape import messy_tape
 from tests.reference import reference_bars, valid_trades
-from tests.test_pipeline import SAMPLE, _messy_tape
+from tests.test_pipeline import SAMPLE
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +58,7 @@ def _progress_lines(lake_dir: Path, query: str) -> int:
 
 def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
-    tape, _ = _messy_tape(list(read_tape(SAMPLE)))
+    tape, _ = messy_tape(list(read_tape(SAMPLE)))
     write_tape(tmp_path / "tape.ndjson", tape)
     _replay(tmp_path / "tape.ndjson", kafka, settings.kafka_topic)
 

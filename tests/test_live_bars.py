@@ -43,7 +43,7 @@ def _cli(settings: Settings, *args: str) -> list[str]:
     return [*args, "--bootstrap-servers", settings.kafka_bootstrap_servers, "--topic", settings.kafka_topic]
 
 
-def live_updates(settings: Settings, idle_s: float = 4.0, timeout_s: float = 120) -> list[tuple[int, dict[str, Any]]]:
+def live_updates(settings: Settings, idle_s: float = 3.0, timeout_s: float = 120) -> list[tuple[int, dict[str, Any]]]:
     """Every update on the live topic, with its Kafka timestamp, once none has arrived for `idle_s`."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     topic = settings.kafka_live_bars_topic
@@ -80,7 +80,7 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
         producer.send(settings.kafka_topic, key=b"binance:BTCUSDT", value=b"{not json").get(timeout=30)
         producer.send(settings.kafka_topic, key=b"binance:BTCUSDT", value=b'{"type":"trade","v":1}').get(timeout=30)
         producer.close()
-        replay = _cli(settings, sys.executable, "-m", "ingest", "replay", str(work / "tape.ndjson"), "--speed", "20")
+        replay = _cli(settings, sys.executable, "-m", "ingest", "replay", str(work / "tape.ndjson"), "--speed", "40")
         done = subprocess.run(replay, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)
         assert done.returncode == 0, done.stderr
         demo = _cli(settings, sys.executable, "-m", "ingest", "demo", "--loops", "2", "--speed", "0")
