@@ -80,6 +80,7 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/e2e.py
 	$(PY) bench/lake_query.py
+	$(PY) bench/live.py --plot bench/live.png
 
 check: venv ## format check, lint and type check
 	$(VENV)/bin/ruff format --check .
