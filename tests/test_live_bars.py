@@ -43,7 +43,7 @@ def _cli(settings: Settings, *args: str) -> list[str]:
     return [*args, "--bootstrap-servers", settings.kafka_bootstrap_servers, "--topic", settings.kafka_topic]
 
 
-def live_updates(settings: Settings, idle_s: float = 3.0, timeout_s: float = 120) -> list[tuple[int, dict[str, Any]]]:
+def live_updates(settings: Settings, idle_s: float = 8.0, timeout_s: float = 120) -> list[tuple[int, dict[str, Any]]]:
     """Every update on the live topic, with its Kafka timestamp, once none has arrived for `idle_s`."""
     consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
     topic = settings.kafka_live_bars_topic

@@ -12,6 +12,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,6 +20,7 @@ from infra.live import sources
 from infra.live_status import Reading, age, status_line
 from infra.supervisor import Backoff, Component, Supervisor, group_alive
 from lake.settings import REPO_ROOT
+from tests.browser import ARTIFACTS, browser_page
 from tests.conftest import free_port
 
 
@@ -89,6 +91,37 @@ def test_stop_ends_the_whole_process_group(tmp_path: Path) -> None:
     assert not group_alive(pid)
 
 
+CHART, ERROR = '[data-testid="stPlotlyChart"]', '[data-testid="stException"]'
+TRACE_NAMES = "Array.from(document.querySelector('.js-plotly-plot').data, t => t.name)"
+
+
+def _newest_caption(page: Any) -> str:
+    return str(page.get_by_text("newest bar ends").first.inner_text(timeout=60_000)).rsplit("newest bar ends", 1)[1]
+
+
+def watch_the_market_page(page: Any, url: str) -> None:
+    """In a real browser, without a reload: the chart appears (the page may open before the first final bar
+    and re-runs itself), the forming candles are drawn as their own trace, and the newest bar advances."""
+    page.goto(url)
+    try:
+        page.wait_for_selector(CHART, timeout=150_000)
+        deadline = time.monotonic() + 60
+        while "provisional" not in page.evaluate(TRACE_NAMES) and time.monotonic() < deadline:
+            time.sleep(1)
+        assert "provisional" in page.evaluate(TRACE_NAMES)
+        seen = [_newest_caption(page)]
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline and len(set(seen)) < 3:
+            time.sleep(2)
+            seen.append(_newest_caption(page))
+    finally:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "market-make-live.png"), full_page=True)
+    assert page.locator(ERROR).count() == 0
+    assert len(set(seen)) >= 3, f"the newest bar did not advance: {seen}"
+    assert sorted(set(seen)) == list(dict.fromkeys(seen)), "the newest bar went backwards"
+
+
 @pytest.mark.integration
 def test_make_live_comes_up_restarts_a_killed_component_and_stops_clean(tmp_path: Path) -> None:
     env = {
@@ -118,11 +151,13 @@ def test_make_live_comes_up_restarts_a_killed_component_and_stops_clean(tmp_path
         wait_for(r"^logs +.*/live/logs", 5)
         # Live bars flow within a second of their trades; then the job lands final bars.
         wait_for(r"newest live bar \d+\.\d s", 120)
+        port = env["DASHBOARD_PORT"]
+        with browser_page(tmp_path) as page:
+            watch_the_market_page(page, f"http://127.0.0.1:{port}")  # opened while the lake may be empty
         wait_for(r"newest final bar \d+(\.\d)? s", 180)
         # A second `make live` refuses while this one runs.
         second = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "make live is already running (pid" in second.stderr, second.stderr
-        port = env["DASHBOARD_PORT"]
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/_stcore/health", timeout=10) as health:
             assert health.status == 200
         # Kill a component: the supervisor reports it and starts it again.
