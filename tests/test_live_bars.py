@@ -2,7 +2,7 @@
 
 Once a window is final, its last live update must equal the lake's final bar, column by
 column. The real tape (made messy: neighbours swapped, repeats, invalid records) is replayed
-at 20x real time while the live-bar consumer runs; two demo loops follow on the same topic.
+at 40x real time while the live-bar consumer runs; two demo loops follow on the same topic.
 The Spark job then builds the lake from the same topic.
 """
 
@@ -140,12 +140,19 @@ def test_the_last_update_of_every_window_is_final_and_equals_the_lakes_bar(run: 
 
 
 def test_provisional_updates_come_before_the_final_one(run: dict[str, Any]) -> None:
-    provisional = [u for _ts, u in run["updates"] if not u["final"]]
-    finals = [u for _ts, u in run["updates"] if u["final"]]
+    updates = [u for _ts, u in run["updates"]]
+    finals = {(u["exchange"], u["symbol"], u["window_start"]): u for u in updates if u["final"]}
     assert len(finals) == 3 * 665
-    assert len(provisional) > 0.5 * len(finals)
+    # The real tape arrived paced (40x: a second of trades in 25 ms, about one emission interval),
+    # so many of its windows were seen forming; the demo loops arrived all at once (speed 0).
+    forming = [u for u in updates if not u["final"] and u["exchange"] == "binance"]
+    windows = {(u["exchange"], u["symbol"], u["window_start"]) for u in forming}
+    assert len(windows) > 200, len(windows)
+    for u in forming:  # a provisional bar is a part of its final bar, never more
+        final = finals[(u["exchange"], u["symbol"], u["window_start"])]
+        assert u["trade_count"] <= final["trade_count"] and final["low"] <= u["low"] and u["high"] <= final["high"]
     # Each update carries the newest included trade's time, inside its window.
-    for _ts, u in run["updates"]:
+    for u in updates:
         assert u["window_start"] <= u["last_trade_ts"] < u["window_end"]
 
 
