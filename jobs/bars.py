@@ -5,9 +5,9 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake.schema import OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_TRADE, column_names
+from lake.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_TRADE, column_names
 
-BAR_DURATION = "1 second"
+BAR_DURATION = f"{BAR_MS // 1000} second"
 DEDUP_KEY = ["exchange", "symbol", "trade_id"]
 
 

@@ -20,10 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-from lake.schema import RECORD_TRADE
+from lake.schema import BAR_MS, RECORD_TRADE
 from lake.wire import Accepted
-
-BAR_MS = 1000  # jobs/bars.BAR_DURATION
 
 
 @dataclass(slots=True)

@@ -33,9 +33,10 @@ from pydantic import ValidationError
 
 from ingest.live import stop_on_signals
 from ingest.producer import Publisher
-from jobs.forming_bars import BAR_MS, FormingBars
+from jobs.forming_bars import FormingBars
 from lake import logs
 from lake.live_bars import encode
+from lake.schema import BAR_MS
 from lake.settings import Settings, interval_ms, load
 from lake.wire import Accepted, judge_value
 

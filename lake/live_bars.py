@@ -7,7 +7,6 @@ live bar compares column by column with a row of the `ohlc` table.
 
 from __future__ import annotations
 
-import datetime as dt
 from decimal import Decimal
 from typing import Any
 
@@ -51,7 +50,3 @@ def to_frame(bars: list[dict[str, Any]]) -> pd.DataFrame:
     for name in _TIMESTAMPS:
         frame[name] = pd.to_datetime(frame[name], unit="ms", utc=True)
     return frame
-
-
-def epoch_ms(when: dt.datetime) -> int:
-    return int(when.timestamp() * 1000)

@@ -65,6 +65,8 @@ WIRE_TRADE: tuple[Column, ...] = (
     Column("ingest_ts", "int64", doc="ingestor receipt time, epoch ms"),
 )
 
+BAR_MS = 1000  # one bar's window: the Spark job's (jobs/bars.py) and the live bars' (jobs/forming_bars.py)
+
 # lake/ohlc: one row per (exchange, symbol, 1-second window) that has trades.
 OHLC: tuple[Column, ...] = (
     Column("exchange", "string", False),
