@@ -1,4 +1,4 @@
-"""Kafka trades -> 1-second OHLCV bars; feed events -> feed_events; what fails either -> rejects.
+"""Kafka trades -> 1-second OHLCV bars and their volatility; feed events -> feed_events; what fails -> rejects.
 
     SPARK_CONF_DIR=$PWD spark-submit jobs/stream_ohlc.py \
         [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades] [--feed-events-topic crypto.feed_events] \
@@ -7,38 +7,32 @@
 
 Defaults come from `lake.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_TOPIC, LAKE_PATH, CHECKPOINT_PATH, STREAM_TRIGGER, STREAM_WATERMARK).
-Each output table has its own checkpoint folder under --checkpoints.
+One streaming query reads both topics and writes all four tables through `jobs.lake_sink`;
+its checkpoint is <checkpoints>/lake.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import ValidationError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
+from pyspark.sql.streaming import StreamingQuery
 
 from jobs.bars import one_second_bars, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
+from jobs.lake_sink import LakeSink, tables_frame
 from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, rejected
-from jobs.volatility import bar_volatility
 from lake import logs
-from lake.commit_log import committed_files
-from lake.schema import OHLC, PARTITION_COLUMNS, to_spark
 from lake.settings import Settings, load
 
 log = logging.getLogger("jobs.stream_ohlc")
-
-STATE_STORE_PROVIDER = "spark.sql.streaming.stateStore.providerClass"
-KAFKA_STATE_STORE = "spark.lakehouse.kafkaStateStore"  # spark-defaults.conf: the Kafka queries' provider
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -80,80 +74,56 @@ def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFra
     return reader.load()
 
 
-def _sink(frame: DataFrame, table: str, settings: Settings) -> DataStreamWriter:
-    partitions = list(PARTITION_COLUMNS[table])
-    writer = (
-        # One file per table partition per batch instead of one per task.
-        frame.repartition(*partitions)
-        .writeStream.format("parquet")
-        .queryName(table)
-        .outputMode("append")
-        .partitionBy(*partitions)
-        .option("path", f"{settings.lake_path.rstrip('/')}/{table}")
-        .option("checkpointLocation", f"{settings.checkpoint_path.rstrip('/')}/{table}")
-    )
-    if settings.stream_trigger == "available-now":
-        return writer.trigger(availableNow=True)
-    return writer.trigger(processingTime=settings.stream_trigger)
+QUERY_NAME = "ohlc"  # in lake/_progress; the one query writes all four tables
+CHECKPOINT = "lake"  # <checkpoints>/lake: the query's checkpoint (Spark's, plus lake_sink/)
+LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before the single query
 
 
-def _table_path(settings: Settings, table: str) -> str:
-    return f"{settings.lake_path.rstrip('/')}/{table}"
-
-
-def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    """The three queries over Kafka: bars, rejects and feed events."""
-    with state_store(spark, spark.conf.get(KAFKA_STATE_STORE, None)):
-        return _start_kafka_queries(spark, settings)
-
-
-def _start_kafka_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
+def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The single query's plan: bars (watermark, dedup, 1 s windows), rejects and feed events, unioned."""
     events = parse(kafka_source(spark, settings, settings.kafka_topic))
     trades = accepted(events).withWatermark("event_time", settings.stream_watermark)
-    bars = one_second_bars(unique_trades(trades))
     feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
-    return [
-        _sink(bars, "ohlc", settings).start(),
-        _sink(rejected(events).unionByName(rejected(feed)), "rejects", settings).start(),
-        _sink(accepted_feed_events(feed), "feed_events", settings).start(),
-    ]
+    return tables_frame(
+        {
+            "ohlc": one_second_bars(unique_trades(trades)),
+            "rejects": rejected(events).unionByName(rejected(feed)),
+            "feed_events": accepted_feed_events(feed),
+        }
+    )
 
 
-@contextlib.contextmanager
-def state_store(spark: SparkSession, provider: str | None) -> Iterator[None]:
-    """Queries started inside use `provider` for their state (and keep it across restarts)."""
-    if not provider:
-        yield
-        return
-    previous = spark.conf.get(STATE_STORE_PROVIDER) or ""
-    spark.conf.set(STATE_STORE_PROVIDER, provider)
-    try:
-        yield
-    finally:
-        spark.conf.set(STATE_STORE_PROVIDER, previous)
+def checkpoint_dir(settings: Settings) -> Path:
+    root = Path(settings.checkpoint_path)
+    legacy = [name for name in LEGACY_CHECKPOINTS if (root / name / "offsets").is_dir()]
+    if legacy and not (root / CHECKPOINT).exists():
+        raise SystemExit(
+            f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}); this job keeps one "
+            f"checkpoint, {root / CHECKPOINT}. Starting it here would read the topic again from "
+            f"{settings.stream_starting_offsets!r} into a lake that already has those bars. Either start over "
+            "(make clean, or new --lake and --checkpoints), or pass --starting-offsets with the offsets in the "
+            f"newest file of {root / 'ohlc' / 'commits'}'s matching {root / 'ohlc' / 'offsets'} entry."
+        )
+    return root / CHECKPOINT
 
 
-def start_volatility(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    """The fourth query: lake/ohlc (committed files only) -> lake/volatility."""
-    ohlc = _table_path(settings, "ohlc")
-    if "://" not in ohlc:
-        Path(ohlc).mkdir(parents=True, exist_ok=True)  # the file source wants the folder to exist
-    bars = spark.readStream.schema(to_spark(OHLC)).option("basePath", ohlc).parquet(ohlc)
-    return _sink(bar_volatility(bars, settings.stream_volatility_windows_s), "volatility", settings).start()
-
-
-def _bars_committed(settings: Settings) -> bool:
-    """lake/ohlc has a committed batch (always assumed for a remote lake)."""
-    ohlc = _table_path(settings, "ohlc")
-    return "://" in ohlc or bool(committed_files(Path(ohlc)))
-
-
-def _await(queries: list[StreamingQuery]) -> None:
-    for query in queries:
-        query.awaitTermination()
-    failed = [q for q in queries if q.exception() is not None]
-    if failed:
-        raise SystemExit(f"query {failed[0].name} failed: {failed[0].exception()}")
+def start_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
+        raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    checkpoint = checkpoint_dir(settings)
+    sink = LakeSink(Path(settings.lake_path), checkpoint, settings.stream_volatility_windows_s)
+    writer = (
+        lake_frame(spark, settings)
+        .writeStream.queryName(QUERY_NAME)
+        .outputMode("append")
+        .foreachBatch(sink)
+        .option("checkpointLocation", str(checkpoint))
+    )
+    if settings.stream_trigger == "available-now":
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=settings.stream_trigger)
+    return writer.start()
 
 
 def run(settings: Settings) -> None:
@@ -169,35 +139,23 @@ def run(settings: Settings) -> None:
         settings.stream_trigger,
         settings.stream_watermark,
     )
-    queries: list[StreamingQuery] = []
+    query: StreamingQuery | None = None
     try:
-        queries = start_queries(spark, settings)
-        if settings.stream_trigger == "available-now":
-            # The volatility query reads lake/ohlc: let the bars land first.
-            _await(queries)
-            queries.append(start_volatility(spark, settings))
-            _await(queries[-1:])
-        else:
-            # The file source learns the partition columns (symbol, date) from the folders it
-            # finds at start: an empty lake/ohlc would leave them unknown. Wait for a commit.
-            volatility_started = False
-            while not spark.streams.awaitAnyTermination(2):
-                if not volatility_started and _bars_committed(settings):
-                    queries.append(start_volatility(spark, settings))
-                    volatility_started = True
-            _await([q for q in queries if not q.isActive])
+        query = start_query(spark, settings)
+        query.awaitTermination()
+        if query.exception() is not None:
+            raise SystemExit(f"query {query.name} failed: {query.exception()}")
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc
         raise
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
+        if query is not None and query.isActive:
+            query.stop()
         # Progress events reach the listener asynchronously: let the last ones land in
         # lake/_progress before the driver exits.
         spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(10_000)
-    log.info("all queries finished")
+    log.info("the query finished")
 
 
 def main(argv: list[str] | None = None) -> int:

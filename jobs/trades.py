@@ -19,6 +19,7 @@ from lake.schema import (
 from lake.schema import Column as SchemaColumn
 
 _BARRIER = "_parse_barrier"
+_CORRUPT = "_corrupt_record"
 
 # Parse wide first, so that a value with too many digits is told apart from
 # one that is not a number at all; then compare with the lake's exact type.
@@ -43,6 +44,17 @@ def decode_json_values(kafka_rows: DataFrame, columns: tuple[SchemaColumn, ...])
     A value that is not a JSON object leaves every field null and `_is_object` false.
     """
     raw = F.col("value").cast("string")
+    schema = to_spark((*columns, SchemaColumn(_CORRUPT, "string")))
+    record = F.col("_record")
+    # One JSON parse per row. A value Spark cannot read into the schema (not JSON, not an
+    # object, or a field of the wrong JSON type) lands whole in the corrupt-record column,
+    # with every field null; only for those rare rows is the value parsed again, as a map, to
+    # tell an object with a mistyped field (its fields count as missing) from a non-object.
+    is_object = (
+        F.when(record.isNull(), F.lit(False))
+        .when(record[_CORRUPT].isNull(), F.lit(True))
+        .otherwise(F.from_json(F.col("raw"), "map<string,string>").isNotNull())
+    )
     return (
         kafka_rows.select(
             raw.alias("raw"),
@@ -51,12 +63,11 @@ def decode_json_values(kafka_rows: DataFrame, columns: tuple[SchemaColumn, ...])
             F.col("partition").cast("long").alias("kafka_partition"),
             F.col("offset").alias("kafka_offset"),
             F.col("timestamp").alias("kafka_timestamp"),
-            F.from_json(raw, "map<string,string>").isNotNull().alias("_is_object"),
-            F.from_json(raw, to_spark(columns)).alias("_record"),
+            F.from_json(raw, schema, {"columnNameOfCorruptRecord": _CORRUPT}).alias("_record"),
             # See `is_valid`: keeps the JSON parsed once per row.
             F.spark_partition_id().alias(_BARRIER),
         )
-        .select("*", "_record.*")
+        .select("*", is_object.alias("_is_object"), *(record[c.name].alias(c.name) for c in columns))
         .drop("_record")
     )
 

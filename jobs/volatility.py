@@ -6,32 +6,25 @@ For each bar at t (its window_start) of a key (exchange, symbol):
   bars in (t - W, t], null with fewer than 2; realized_vol_{W}s = sqrt(sum r^2) over the same
   bars, null with none; returns_{W}s = how many returns that is.
 
-The job runs this as a second query over lake/ohlc (a file stream source, which reads only
-the bars the sink committed), grouped by key with `transformWithStateInPandas`
-(`applyInPandasWithState` fails in pyspark 4.0.0 with this pyarrow: its state
-column arrives with float offsets). The state per
-key is the last close and the (t, r) pairs younger than the longest window, so it stays
-bounded. The ohlc sink emits a key's bars in time order across batches (a window is final
-once the watermark passes it); within a batch they are sorted here.
+The job computes these on its driver, in the same micro-batch that writes the bars
+(`jobs.lake_sink`): a batch holds a few bars per symbol, and a second Spark stage for them
+cost a query (or Python workers and a RocksDB state store) per batch. The state per key is
+the last close and the (t, r) pairs younger than the longest window, so it stays bounded.
+A key's bars arrive in time order across batches (a window is final once the watermark
+passes it); within a batch they are sorted here.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterator
 from typing import Any
 
 import pandas as pd
-from pyspark.sql import DataFrame
-from pyspark.sql.streaming import StatefulProcessor, StatefulProcessorHandle
 
-from lake.schema import column_names, to_spark, volatility_columns
+from lake.schema import column_names, volatility_columns
 
 log = logging.getLogger(__name__)
-
-LAST_SCHEMA = "last_t LONG, last_close DOUBLE"  # the key's latest bar
-RECENT_SCHEMA = "t LONG, r DOUBLE"  # (bar time, log return) younger than the longest window
 
 
 def trailing_stats(returns: list[float]) -> tuple[float | None, float | None]:
@@ -80,48 +73,46 @@ def volatility_rows(
     return rows, (last_t, last_close, times, returns)
 
 
-class VolatilityProcessor(StatefulProcessor):
-    """Spark's per-key state around `volatility_rows` (transformWithStateInPandas, no timers)."""
+Key = tuple[str, str]  # (exchange, symbol)
 
-    def __init__(self, windows_s: tuple[int, ...]) -> None:
+
+class VolatilityState:
+    """Every key's `volatility_rows` state, carried by the job's driver from batch to batch.
+
+    The bars of a batch are the windows the watermark closed, so each key's bars arrive in
+    time order across batches. The state is saved with each batch (`to_json`) and read back
+    on a restart (`from_json`): floats survive JSON exactly, so a restarted job computes the
+    same rows as an uninterrupted one.
+    """
+
+    def __init__(self, windows_s: tuple[int, ...], keys: dict[Key, tuple[Any, ...]] | None = None) -> None:
         self.windows_s = windows_s
         self.names = column_names(volatility_columns(windows_s))
+        self.keys: dict[Key, tuple[Any, ...]] = dict(keys or {})
 
-    def init(self, handle: StatefulProcessorHandle) -> None:
-        # Two states rather than one row with arrays: pyspark 4.0.0 cannot read back a
-        # value state that holds arrays ("couldn't introspect javabean").
-        self.last = handle.getValueState("last", LAST_SCHEMA)
-        self.recent = handle.getListState("recent", RECENT_SCHEMA)
+    def apply(self, bars: pd.DataFrame) -> pd.DataFrame:
+        """One batch of lake/ohlc rows (any order) -> its lake/volatility rows; updates the state."""
+        out: list[dict[str, Any]] = []
+        if len(bars):
+            for (exchange, symbol), group in bars.groupby(["exchange", "symbol"], sort=True):
+                key = (str(exchange), str(symbol))
+                rows, self.keys[key] = volatility_rows(group, self.keys.get(key), self.windows_s)
+                out.extend(rows)
+        return pd.DataFrame(out, columns=self.names)
 
-    def handleInputRows(self, key: Any, rows: Iterator[pd.DataFrame], timerValues: Any) -> Iterator[pd.DataFrame]:
-        batch = pd.concat(list(rows), ignore_index=True)
-        previous = None
-        if self.last.exists():
-            last = self.last.get()
-            assert last is not None
-            recent = list(self.recent.get()) if self.recent.exists() else []
-            previous = (last[0], last[1], [t for t, _ in recent], [r for _, r in recent])
-        out, (last_t, last_close, times, returns) = volatility_rows(batch, previous, self.windows_s)
-        self.last.update((last_t, last_close))
-        if times:
-            self.recent.put(list(zip(times, returns, strict=True)))
-        else:
-            self.recent.clear()
-        yield pd.DataFrame(out, columns=self.names)
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "windows_s": list(self.windows_s),
+            "keys": [[exchange, symbol, *state] for (exchange, symbol), state in sorted(self.keys.items())],
+        }
 
-    def close(self) -> None:
-        pass
-
-
-def bar_volatility(bars: DataFrame, windows_s: tuple[int, ...]) -> DataFrame:
-    """A stream of lake/ohlc rows -> lake/volatility rows."""
-    return (
-        bars.select("exchange", "symbol", "window_start", "close", "date")
-        .groupBy("exchange", "symbol")
-        .transformWithStateInPandas(
-            statefulProcessor=VolatilityProcessor(windows_s),
-            outputStructType=to_spark(volatility_columns(windows_s)),
-            outputMode="Append",
-            timeMode="None",
-        )
-    )
+    @classmethod
+    def from_json(cls, data: dict[str, Any], windows_s: tuple[int, ...]) -> VolatilityState:
+        if tuple(data["windows_s"]) != tuple(windows_s):
+            log.warning(
+                "volatility windows changed from %s to %s: trailing returns kept up to the longer window",
+                data["windows_s"],
+                list(windows_s),
+            )
+        keys = {(e, s): (t, c, list(ts), list(rs)) for e, s, t, c, ts, rs in data["keys"]}
+        return cls(windows_s, keys)

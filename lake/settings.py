@@ -38,7 +38,7 @@ class Settings(BaseSettings):
 
     # Stream job
     stream_watermark: str = "5 seconds"
-    stream_trigger: str = "5 seconds"  # or "available-now"
+    stream_trigger: str = "0 seconds"  # the next micro-batch as soon as one ends; or "available-now"
     stream_starting_offsets: str = "earliest"
     stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]).

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import time
 import uuid
 from pathlib import Path
 
@@ -19,6 +20,12 @@ import pyarrow.parquet as pq
 
 from lake.commit_log import LOG_DIR, log_files
 from lake.schema import PARTITION_COLUMNS, Column, to_arrow
+
+# As Spark's file sink: every 10th batch's log file (`N.compact`) folds in all entries so far,
+# and the numbered files it supersedes are deleted once they are this old (readers that
+# listed the log before the compaction may still be reading them).
+COMPACT_INTERVAL = 10
+LOG_CLEANUP_DELAY_S = 600.0
 
 
 def log_entry(path: Path, modification_ms: int | None = None) -> dict[str, object]:
@@ -54,8 +61,8 @@ def _commit(log_dir: Path, lines: list[str]) -> int:
         os.unlink(tmp)
 
 
-def append(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...]) -> int:
-    """Write `rows` (with the partition columns) as one committed batch; returns files written."""
+def _write_files(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...], sort_by: str | None) -> list[str]:
+    """Data files for `rows`, one per table partition; returns their log lines (nothing committed yet)."""
     table_dir = lake / table
     parts = PARTITION_COLUMNS[table]
     schema = to_arrow(tuple(c for c in columns if c.name not in parts))
@@ -69,9 +76,78 @@ def append(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...]) 
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"part-00000-{uuid.uuid4()}.c000.zstd.parquet"
         tmp = folder / f".{path.name}.tmp"
-        pq.write_table(rows.take(idx).select(schema.names).cast(schema), tmp, compression="zstd")
+        part = rows.take(idx).select(schema.names).cast(schema)
+        if sort_by is not None:
+            part = part.sort_by(sort_by)
+        pq.write_table(part, tmp, compression="zstd")
         tmp.rename(path)
         entries.append(json.dumps(log_entry(path)))
+    return entries
+
+
+def append(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...]) -> int:
+    """Write `rows` (with the partition columns) as one committed batch; returns files written."""
+    entries = _write_files(lake, table, rows, columns, None)
     if entries:
-        _commit(table_dir / LOG_DIR, entries)
+        _commit(lake / table / LOG_DIR, entries)
     return len(entries)
+
+
+def batch_committed(table_dir: Path, batch_id: int) -> bool:
+    log_dir = table_dir / LOG_DIR
+    return (log_dir / str(batch_id)).exists() or (log_dir / f"{batch_id}.compact").exists()
+
+
+def write_batch(
+    lake: Path, table: str, batch_id: int, rows: pa.Table, columns: tuple[Column, ...], sort_by: str | None = None
+) -> bool:
+    """Commit `rows` as the table's batch `batch_id`, exactly once: False if that batch is already in the log.
+
+    The stream job calls this from `foreachBatch`; Spark re-runs a batch that did not finish with
+    the same input and state, so a batch found in the log was written whole before. Like
+    Spark's sink, it logs every batch (an empty one too) and compacts the log every 10th.
+    """
+    table_dir = lake / table
+    if batch_committed(table_dir, batch_id):
+        return False
+    entries = _write_files(lake, table, rows, columns, sort_by)
+    log_dir = table_dir / LOG_DIR
+    log_dir.mkdir(parents=True, exist_ok=True)
+    compact = (batch_id + 1) % COMPACT_INTERVAL == 0
+    lines = (_live_entries(table_dir) + entries) if compact else entries
+    fd, tmp = tempfile.mkstemp(dir=log_dir, prefix=".tmp-")
+    with os.fdopen(fd, "w") as out:
+        out.write("\n".join(["v1", *lines]))
+    try:
+        os.link(tmp, log_dir / (f"{batch_id}.compact" if compact else str(batch_id)))
+    except FileExistsError:
+        raise RuntimeError(f"{log_dir}: batch {batch_id} was committed by another writer meanwhile") from None
+    finally:
+        os.unlink(tmp)
+    if compact:
+        _delete_superseded(log_dir, batch_id)
+    return True
+
+
+def _live_entries(table_dir: Path) -> list[str]:
+    """The log lines of every committed file (as a compaction writes them)."""
+    lines: dict[str, str] = {}
+    for log_file in log_files(table_dir):
+        for line in log_file.read_text().splitlines()[1:]:
+            if line.strip():
+                entry = json.loads(line)
+                if entry.get("action", "add") == "add":
+                    lines[entry["path"]] = line
+                else:
+                    lines.pop(entry["path"], None)
+    return list(lines.values())
+
+
+def _delete_superseded(log_dir: Path, compact_id: int) -> None:
+    """Log files before the previous compaction, once older than the clean-up delay."""
+    cutoff = time.time() - LOG_CLEANUP_DELAY_S
+    keep_from = compact_id - COMPACT_INTERVAL
+    for path in log_dir.iterdir():
+        stem = path.name.removesuffix(".compact")
+        if stem.isdigit() and int(stem) < keep_from and path.stat().st_mtime < cutoff:
+            path.unlink(missing_ok=True)
