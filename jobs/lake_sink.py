@@ -1,18 +1,20 @@
-"""The stream job's one sink: each micro-batch -> lake/ohlc, rejects, feed_events and volatility.
+"""The stream job's sinks: each micro-batch -> its lake tables, committed exactly once.
 
-The job runs a single streaming query (`jobs.stream_ohlc`) whose output is the union of its
-tables' rows, each table's rows in a struct column named after the table (`tables_frame`).
-`foreachBatch` hands every micro-batch to `LakeSink`, which splits it and commits each table
-with the file sink's log format (`lake.writer.write_batch`), so `lake.connect()` and
-compaction read it unchanged. It also computes volatility from the batch's bars on the
-driver (`jobs.volatility.VolatilityState`), so volatility lands in the same batch as its bars.
+The job runs two streaming queries (`jobs.stream_ohlc`): the bars query (ohlc, and
+volatility computed from its bars) and the side query (rejects and feed events). A query's
+output is the union of its tables' rows, each table's rows in a struct column named after
+the table (`tables_frame`). `foreachBatch` hands every micro-batch to a `LakeSink`, which
+splits it and commits each table with the file sink's log format
+(`lake.writer.write_batch`), so `lake.connect()` and compaction read it unchanged. The bars
+sink also computes volatility from the batch's bars on the driver
+(`jobs.volatility.VolatilityState`), so volatility lands in the same batch as its bars.
 
 Exactly once: Spark re-runs a batch that did not finish with the same offsets and state, so
 it produces the same rows. Each table's log file is keyed by the batch id (plus a per-table
 base, for a lake that already held batches when this checkpoint began), and a batch already
-in a table's log is not written again. The volatility state after batch N is saved as
-`<checkpoint>/lake_sink/state/N.json` once all four tables hold batch N; a batch whose state
-file exists is done.
+in a table's log is not written again. After all its tables hold batch N, the sink saves
+`<checkpoint>/lake_sink/state/N.json` (the volatility state); a batch whose state file
+exists is done.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import json
 import logging
 import os
 import tempfile
+import time
 from functools import reduce
 from pathlib import Path
 
@@ -36,8 +39,9 @@ from lake.schema import FEED_EVENTS_TABLE, OHLC, REJECTS, Column, volatility_col
 
 log = logging.getLogger(__name__)
 
-# The tables the query's rows go to, in the order a batch commits them; volatility follows.
-STREAM_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
+# Each query's tables, in the order a batch commits them; the bars query's volatility follows.
+BARS_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC}
+SIDE_TABLES: dict[str, tuple[Column, ...]] = {"rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
 VOLATILITY_TABLE = "volatility"
 SORT_BY = {"ohlc": "window_start", VOLATILITY_TABLE: "window_start"}
 STATES_KEPT = 3
@@ -72,10 +76,18 @@ def split_tables(batch: pa.Table, names: list[str]) -> dict[str, pa.Table]:
 class LakeSink:
     """`foreachBatch` target: commits one micro-batch to the lake's tables, each exactly once."""
 
-    def __init__(self, lake: Path, checkpoint: Path, windows_s: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        lake: Path,
+        checkpoint: Path,
+        tables: dict[str, tuple[Column, ...]],
+        volatility_windows_s: tuple[int, ...] | None = None,
+    ) -> None:
+        """`volatility_windows_s`: compute lake/volatility from the batch's `ohlc` rows with these windows."""
         self.lake = lake
-        self.windows_s = windows_s
-        self.volatility = volatility_columns(windows_s)
+        self.tables = tables
+        self.windows_s = volatility_windows_s or ()
+        self.volatility = volatility_columns(self.windows_s) if self.windows_s else None
         self.home = checkpoint / "lake_sink"
         self.state_dir = self.home / "state"
         self.bases = self._bases()
@@ -86,14 +98,24 @@ class LakeSink:
         if path.exists():
             return {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
         bases = {}
-        for table in (*STREAM_TABLES, VOLATILITY_TABLE):
+        for table in (*self.tables, *([VOLATILITY_TABLE] if self.volatility else [])):
             ids = [int(p.name.removesuffix(".compact")) for p in log_files(self.lake / table)]
             bases[table] = max(ids, default=-1) + 1
         _write_atomically(path, json.dumps(bases))
         return bases
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
-        self.write(frame.toArrow(), batch_id)
+        started = time.perf_counter()
+        batch = frame.toArrow()
+        computed = time.perf_counter()
+        written = self.write(batch, batch_id)
+        log.info(
+            "batch %d: computed in %.0f ms, written in %.0f ms (%s)",
+            batch_id,
+            (computed - started) * 1000,
+            (time.perf_counter() - computed) * 1000,
+            " ".join(f"{name}={rows}" for name, rows in written.items()) or "already written",
+        )
 
     def write(self, batch: pa.Table, batch_id: int) -> dict[str, int]:
         """Commit batch `batch_id`; returns rows per table written now (empty if it was done before)."""
@@ -102,11 +124,14 @@ class LakeSink:
             return {}
         from lake.writer import write_batch
 
-        tables = split_tables(batch, list(STREAM_TABLES))
+        tables = split_tables(batch, list(self.tables))
         written = {}
-        for name, columns in STREAM_TABLES.items():
+        for name, columns in self.tables.items():
             if write_batch(self.lake, name, self.bases[name] + batch_id, tables[name], columns, SORT_BY.get(name)):
                 written[name] = tables[name].num_rows
+        if self.volatility is None:
+            self._save_state(batch_id, None)
+            return written
         state = self._state_before(batch_id)
         volatility = pa.Table.from_pandas(state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
         vol_id = self.bases[VOLATILITY_TABLE] + batch_id
@@ -126,9 +151,9 @@ class LakeSink:
             log.warning("batch %d: volatility state found for batch %d, not %d", batch_id, previous, batch_id - 1)
         return VolatilityState.from_json(json.loads(path.read_text()), self.windows_s)
 
-    def _save_state(self, batch_id: int, state: VolatilityState) -> None:
+    def _save_state(self, batch_id: int, state: VolatilityState | None) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.state_dir / f"{batch_id}.json", json.dumps(state.to_json()))
+        _write_atomically(self.state_dir / f"{batch_id}.json", json.dumps(state.to_json() if state else {}))
         for path in self.state_dir.glob("*.json"):
             if path.stem.isdigit() and int(path.stem) <= batch_id - STATES_KEPT:
                 path.unlink(missing_ok=True)

@@ -85,8 +85,9 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryProgress(self, event: Any) -> None:
         record = progress_record(event.progress)
+        durations = event.progress.durationMs or {}
         log.info(
-            "query=%s batch=%d input_rows=%d processed_rps=%.0f watermark=%s state_rows=%d late=%d dups=%d",
+            "query=%s batch=%d input_rows=%d processed_rps=%.0f watermark=%s state_rows=%d late=%d dups=%d ms=%s",
             record["query"],
             record["batch_id"],
             record["input_rows"],
@@ -95,6 +96,7 @@ class ProgressListener(StreamingQueryListener):
             record["state_rows"],
             record["rows_dropped_by_watermark"],
             record["duplicates_dropped"],
+            ",".join(f"{k}:{v}" for k, v in sorted(durations.items())),
         )
         if self.directory is None:
             return

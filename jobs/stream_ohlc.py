@@ -7,8 +7,9 @@
 
 Defaults come from `lake.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_TOPIC, LAKE_PATH, CHECKPOINT_PATH, STREAM_TRIGGER, STREAM_WATERMARK).
-One streaming query reads both topics and writes all four tables through `jobs.lake_sink`;
-its checkpoint is <checkpoints>/lake.
+Two streaming queries write the lake through `jobs.lake_sink`: the bars query (ohlc and
+volatility, on --trigger) and the side query (rejects and feed events, on STREAM_SIDE_TRIGGER);
+their checkpoints are <checkpoints>/bars and <checkpoints>/side.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.bars import one_second_bars, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
-from jobs.lake_sink import LakeSink, tables_frame
+from jobs.lake_sink import BARS_TABLES, SIDE_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, rejected
@@ -74,56 +75,68 @@ def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFra
     return reader.load()
 
 
-QUERY_NAME = "ohlc"  # in lake/_progress; the one query writes all four tables
-CHECKPOINT = "lake"  # <checkpoints>/lake: the query's checkpoint (Spark's, plus lake_sink/)
-LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before the single query
+BARS_QUERY = "ohlc"  # in lake/_progress: bars (and their volatility)
+SIDE_QUERY = "rejects"  # rejects and feed events
+CHECKPOINTS = {BARS_QUERY: "bars", SIDE_QUERY: "side"}  # <checkpoints>/<folder>: Spark's, plus lake_sink/
+LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before this job's shape
 
 
-def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The single query's plan: bars (watermark, dedup, 1 s windows), rejects and feed events, unioned."""
-    events = parse(kafka_source(spark, settings, settings.kafka_topic))
-    trades = accepted(events).withWatermark("event_time", settings.stream_watermark)
-    feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
+def bars_frame(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The bars query: trades -> watermark, dedup within it, closed 1 s windows."""
+    trades = accepted(parse(kafka_source(spark, settings, settings.kafka_topic)))
     return tables_frame(
-        {
-            "ohlc": one_second_bars(unique_trades(trades)),
-            "rejects": rejected(events).unionByName(rejected(feed)),
-            "feed_events": accepted_feed_events(feed),
-        }
+        {"ohlc": one_second_bars(unique_trades(trades.withWatermark("event_time", settings.stream_watermark)))}
     )
 
 
-def checkpoint_dir(settings: Settings) -> Path:
+def side_frame(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The side query: what either topic's records fail -> rejects; valid feed events -> feed_events."""
+    events = parse(kafka_source(spark, settings, settings.kafka_topic))
+    feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
+    return tables_frame(
+        {"rejects": rejected(events).unionByName(rejected(feed)), "feed_events": accepted_feed_events(feed)}
+    )
+
+
+def checkpoint_root(settings: Settings) -> Path:
     root = Path(settings.checkpoint_path)
     legacy = [name for name in LEGACY_CHECKPOINTS if (root / name / "offsets").is_dir()]
-    if legacy and not (root / CHECKPOINT).exists():
+    if legacy and not any((root / folder).exists() for folder in CHECKPOINTS.values()):
         raise SystemExit(
-            f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}); this job keeps one "
-            f"checkpoint, {root / CHECKPOINT}. Starting it here would read the topic again from "
-            f"{settings.stream_starting_offsets!r} into a lake that already has those bars. Either start over "
-            "(make clean, or new --lake and --checkpoints), or pass --starting-offsets with the offsets in the "
-            f"newest file of {root / 'ohlc' / 'commits'}'s matching {root / 'ohlc' / 'offsets'} entry."
+            f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}). Starting this job "
+            f"there would read the topics again from {settings.stream_starting_offsets!r} into a lake that "
+            "already has those rows. Start over (make clean, or new --lake and --checkpoints), or pass "
+            f"--starting-offsets with the offsets of the newest batch in {root / 'ohlc' / 'commits'} "
+            f"(its entry in {root / 'ohlc' / 'offsets'})."
         )
-    return root / CHECKPOINT
+    return root
 
 
-def start_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
-    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
-        raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
-    checkpoint = checkpoint_dir(settings)
-    sink = LakeSink(Path(settings.lake_path), checkpoint, settings.stream_volatility_windows_s)
+def _start(frame: DataFrame, name: str, sink: LakeSink, checkpoint: Path, trigger: str) -> StreamingQuery:
     writer = (
-        lake_frame(spark, settings)
-        .writeStream.queryName(QUERY_NAME)
+        frame.writeStream.queryName(name)
         .outputMode("append")
         .foreachBatch(sink)
         .option("checkpointLocation", str(checkpoint))
     )
-    if settings.stream_trigger == "available-now":
-        writer = writer.trigger(availableNow=True)
-    else:
-        writer = writer.trigger(processingTime=settings.stream_trigger)
-    return writer.start()
+    if trigger == "available-now":
+        return writer.trigger(availableNow=True).start()
+    return writer.trigger(processingTime=trigger).start()
+
+
+def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
+    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
+        raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    root, lake_dir = checkpoint_root(settings), Path(settings.lake_path)
+    bars_ck, side_ck = root / CHECKPOINTS[BARS_QUERY], root / CHECKPOINTS[SIDE_QUERY]
+    windows = settings.stream_volatility_windows_s
+    side_trigger = "available-now" if settings.stream_trigger == "available-now" else settings.stream_side_trigger
+    return [
+        _start(bars_frame(spark, settings), BARS_QUERY, LakeSink(lake_dir, bars_ck, BARS_TABLES, windows), bars_ck,
+               settings.stream_trigger),
+        _start(side_frame(spark, settings), SIDE_QUERY, LakeSink(lake_dir, side_ck, SIDE_TABLES), side_ck,
+               side_trigger),
+    ]  # fmt: skip
 
 
 def run(settings: Settings) -> None:
@@ -139,23 +152,29 @@ def run(settings: Settings) -> None:
         settings.stream_trigger,
         settings.stream_watermark,
     )
-    query: StreamingQuery | None = None
+    queries: list[StreamingQuery] = []
     try:
-        query = start_query(spark, settings)
-        query.awaitTermination()
-        if query.exception() is not None:
-            raise SystemExit(f"query {query.name} failed: {query.exception()}")
+        queries = start_queries(spark, settings)
+        while all(q.isActive for q in queries) or (
+            settings.stream_trigger == "available-now" and any(q.isActive for q in queries)
+        ):
+            spark.streams.awaitAnyTermination(2)
+            spark.streams.resetTerminated()
+        failed = [q for q in queries if q.exception() is not None]
+        if failed:
+            raise SystemExit(f"query {failed[0].name} failed: {failed[0].exception()}")
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc
         raise
     finally:
-        if query is not None and query.isActive:
-            query.stop()
+        for query in queries:
+            if query.isActive:
+                query.stop()
         # Progress events reach the listener asynchronously: let the last ones land in
         # lake/_progress before the driver exits.
         spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(10_000)
-    log.info("the query finished")
+    log.info("the queries finished")
 
 
 def main(argv: list[str] | None = None) -> int:

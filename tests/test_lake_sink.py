@@ -1,0 +1,141 @@
+"""The job's sink without Spark: each batch's tables committed exactly once, through crashes and restarts."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import jobs.lake_sink as lake_sink
+import lake
+from jobs.lake_sink import BARS_TABLES, SIDE_TABLES, LakeSink
+from lake import writer
+from lake.commit_log import LOG_DIR, committed_files
+from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
+
+WINDOWS = DEFAULT_VOLATILITY_WINDOWS_S
+T0 = dt.datetime(2026, 12, 2, 0, 0, tzinfo=dt.UTC)
+
+
+def _bar(symbol: str, second: int, close: str) -> dict[str, Any]:
+    start = T0 + dt.timedelta(seconds=second)
+    price = Decimal(close)
+    return {
+        "exchange": "binance", "symbol": symbol, "window_start": start,
+        "window_end": start + dt.timedelta(seconds=1), "open": price, "high": price, "low": price,
+        "close": price, "volume": Decimal(1), "quote_volume": price, "vwap": float(price), "trade_count": 1,
+        "buy_volume": Decimal(1), "sell_volume": Decimal(0), "first_trade_id": second, "last_trade_id": second,
+        "date": start.date(),
+    }  # fmt: skip
+
+
+def _batch(bars: list[dict[str, Any]], rejects: list[dict[str, Any]] | None = None) -> pa.Table:
+    """One micro-batch as `tables_frame` hands it over: a struct column per table, null in other rows."""
+    ohlc_type = pa.struct(list(to_arrow(OHLC)))
+    rejects_type = pa.struct(list(to_arrow(REJECTS)))
+    rows = [{"ohlc": b, "rejects": None} for b in bars] + [{"ohlc": None, "rejects": r} for r in rejects or []]
+    return pa.Table.from_pylist(rows, schema=pa.schema([("ohlc", ohlc_type), ("rejects", rejects_type)]))
+
+
+def _batches(n: int) -> list[pa.Table]:
+    closes = ["100", "101", "99.5", "102", "101.25", "100.75", "103"]
+    return [
+        _batch([_bar(symbol, 2 * i + k, closes[(i + k + j) % len(closes)]) for k in (0, 1) for j, symbol in
+                enumerate(("BTCUSDT", "ETHUSDT"))])
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def _sink(root: Path) -> LakeSink:
+    return LakeSink(root / "lake", root / "checkpoint", BARS_TABLES, WINDOWS)
+
+
+def _snapshot(lake_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
+    con = lake.connect(lake_dir)
+    return {t: sorted(con.sql(f"SELECT * FROM {t}").fetchall(), key=repr) for t in ("ohlc", "volatility")}
+
+
+def test_replayed_batches_are_not_written_twice(tmp_path: Path) -> None:
+    batches = _batches(4)
+    sink = _sink(tmp_path)
+    for n, batch in enumerate(batches):
+        assert sink.write(batch, n) == {"ohlc": 4, "volatility": 4}
+    before = _snapshot(tmp_path / "lake")
+    restarted = _sink(tmp_path)  # Spark re-runs the last batch after a restart
+    assert restarted.write(batches[-1], 3) == {}
+    assert _snapshot(tmp_path / "lake") == before
+    assert len(before["ohlc"]) == len(before["volatility"]) == 16
+
+
+def test_a_crash_between_tables_then_a_rerun_equals_an_uninterrupted_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    batches = _batches(6)
+    clean = _sink(tmp_path / "clean")
+    for n, batch in enumerate(batches):
+        clean.write(batch, n)
+
+    crashed_root = tmp_path / "crashed"
+    sink = _sink(crashed_root)
+    for n, batch in enumerate(batches[:3]):
+        sink.write(batch, n)
+    real_write_batch = writer.write_batch
+
+    def crash_on_volatility(lake_dir: Path, table: str, *args: Any, **kwargs: Any) -> bool:
+        if table == "volatility":
+            raise KeyboardInterrupt("killed after ohlc was committed")
+        return real_write_batch(lake_dir, table, *args, **kwargs)
+
+    monkeypatch.setattr(writer, "write_batch", crash_on_volatility)
+    with pytest.raises(KeyboardInterrupt):
+        sink.write(batches[3], 3)
+    monkeypatch.setattr(writer, "write_batch", real_write_batch)
+    assert not (crashed_root / "checkpoint" / "lake_sink" / "state" / "3.json").exists()
+
+    restarted = _sink(crashed_root)
+    assert restarted.write(batches[3], 3) == {"volatility": 4}  # ohlc of batch 3 was already committed
+    for n, batch in enumerate(batches[4:], start=4):
+        restarted.write(batch, n)
+    assert _snapshot(crashed_root / "lake") == _snapshot(tmp_path / "clean" / "lake")
+
+
+def test_the_log_is_compacted_every_tenth_batch_and_lists_every_file(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    for n, batch in enumerate(_batches(25)):
+        sink.write(batch, n)
+    log_dir = tmp_path / "lake" / "ohlc" / LOG_DIR
+    names = {p.name for p in log_dir.iterdir()}
+    assert {"9.compact", "19.compact", "24"} <= names and "19" not in names
+    files = committed_files(tmp_path / "lake" / "ohlc")
+    assert len(files) == 25 * 2 and all(f.exists() for f in files)  # one file per symbol per batch
+    assert lake.connect(tmp_path / "lake").sql("SELECT count(*) FROM ohlc").fetchall() == [(100,)]
+
+
+def test_a_checkpoint_that_starts_on_a_lake_with_batches_appends_after_them(tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    writer.append(lake_dir, "ohlc", pa.Table.from_pylist([_bar("BTCUSDT", 100, "1")], schema=to_arrow(OHLC)), OHLC)
+    sink = _sink(tmp_path)
+    assert sink.bases["ohlc"] == 1 and sink.bases["volatility"] == 0
+    sink.write(_batches(1)[0], 0)
+    assert lake.connect(lake_dir).sql("SELECT count(*) FROM ohlc").fetchall() == [(5,)]
+
+
+def test_side_tables_and_empty_batches(tmp_path: Path) -> None:
+    reject = {
+        "reason": "malformed_json", "raw": "{", "kafka_key": None, "kafka_topic": "t", "kafka_partition": 0,
+        "kafka_offset": 7, "kafka_timestamp": T0, "date": T0.date(),
+    }  # fmt: skip
+    batch = _batch([], [reject]).append_column(
+        "feed_events", pa.nulls(1, pa.struct(list(to_arrow(SIDE_TABLES["feed_events"]))))
+    )
+    sink = LakeSink(tmp_path / "lake", tmp_path / "checkpoint", SIDE_TABLES)
+    assert sink.write(batch, 0) == {"rejects": 1, "feed_events": 0}
+    assert sink.write(batch.slice(0, 0), 1) == {"rejects": 0, "feed_events": 0}
+    rows = lake.connect(tmp_path / "lake").sql("SELECT reason, kafka_offset FROM rejects").fetchall()
+    assert rows == [("malformed_json", 7)]
+    with pytest.raises(ValueError, match="no column 'volatility'"):
+        lake_sink.split_tables(batch, ["volatility"])
