@@ -12,6 +12,7 @@ from lake.settings import Settings, interval_ms
 # that long (repositories.TTL_S), so a one-second refresh costs little.
 DEFAULT_REFRESH_S = 1
 MIN_REFRESH_S = 1
+BATCH_S = 2.0  # a micro-batch of the bars query on two cores (bench/RESULTS.md)
 MARGIN_S = 30.0
 
 
@@ -22,12 +23,13 @@ def lake_path() -> str:
 def stale_after_s(settings: Settings | None = None) -> float:
     """How old the newest bar may be before the pipeline counts as stalled.
 
-    A bar appears about watermark + two triggers after its second ends (bench/RESULTS.md);
-    the margin covers a slow batch.
+    A bar appears about watermark + two batches after its second ends (bench/RESULTS.md); a
+    batch lasts its trigger, and at least ~2 s on two cores with the default trigger of 0 s.
+    The margin covers a slow batch.
     """
     settings = settings or Settings()
     trigger = settings.stream_trigger
-    trigger_s = 5.0 if trigger == "available-now" else interval_ms(trigger) / 1000
+    trigger_s = 5.0 if trigger == "available-now" else max(interval_ms(trigger) / 1000, BATCH_S)
     return interval_ms(settings.stream_watermark) / 1000 + 2 * trigger_s + MARGIN_S
 
 

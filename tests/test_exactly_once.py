@@ -71,7 +71,9 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     crashed = tmp_path / "crashed"
     rng = random.Random(11)
     kills = 0
-    for after_batches in (2, 5, 8):  # kill once the ohlc query has committed this many batches, plus a bit
+    # Two kills at random points (a crash between the tables of one batch is covered
+    # deterministically in test_lake_sink.py).
+    for after_batches in (2, 6):  # kill once the bars query has committed this many batches, plus a bit
         proc = start_job(*_job_args(kafka, settings, crashed))
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
@@ -83,7 +85,7 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait(30)
-    assert kills == 3, "the job finished before it could be killed three times"
+    assert kills == 2, "the job finished before it could be killed twice"
 
     job = run_job(*_job_args(kafka, settings, crashed))
     assert job.returncode == 0, job_failure(job)
@@ -128,7 +130,7 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
         reference_bars(on_time)
     )
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
-    assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table
+    assert {rec["query"] for rec in lines} == {"ohlc", "rejects"}  # the bars query and the side query
 
 
 def test_continuous_mode_writes_bars_and_volatility(kafka: str, tmp_path: Path) -> None:
