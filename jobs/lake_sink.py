@@ -39,9 +39,8 @@ from lake.schema import FEED_EVENTS_TABLE, OHLC, REJECTS, Column, volatility_col
 
 log = logging.getLogger(__name__)
 
-# Each query's tables, in the order a batch commits them; the bars query's volatility follows.
-BARS_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC}
-SIDE_TABLES: dict[str, tuple[Column, ...]] = {"rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
+# The query's tables, in the order a batch commits them; volatility follows.
+STREAM_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
 VOLATILITY_TABLE = "volatility"
 SORT_BY = {"ohlc": "window_start", VOLATILITY_TABLE: "window_start"}
 STATES_KEPT = 3

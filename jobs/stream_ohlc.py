@@ -7,9 +7,8 @@
 
 Defaults come from `lake.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_TOPIC, LAKE_PATH, CHECKPOINT_PATH, STREAM_TRIGGER, STREAM_WATERMARK).
-Two streaming queries write the lake through `jobs.lake_sink`: the bars query (ohlc and
-volatility, on --trigger) and the side query (rejects and feed events, on STREAM_SIDE_TRIGGER);
-their checkpoints are <checkpoints>/bars and <checkpoints>/side.
+One streaming query reads both topics (the trades topic once) and writes all four tables
+through `jobs.lake_sink`; its checkpoint is <checkpoints>/lake.
 """
 
 from __future__ import annotations
@@ -26,10 +25,10 @@ from pyspark.sql.streaming import StreamingQuery
 
 from jobs.bars import one_second_bars, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
-from jobs.lake_sink import BARS_TABLES, SIDE_TABLES, LakeSink, tables_frame
+from jobs.lake_sink import STREAM_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
-from jobs.trades import accepted, parse, rejected
+from jobs.trades import accepted, parse, read_once, rejected
 from lake import logs
 from lake.settings import Settings, load
 
@@ -75,33 +74,33 @@ def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFra
     return reader.load()
 
 
-BARS_QUERY = "ohlc"  # in lake/_progress: bars (and their volatility)
-SIDE_QUERY = "rejects"  # rejects and feed events
-CHECKPOINTS = {BARS_QUERY: "bars", SIDE_QUERY: "side"}  # <checkpoints>/<folder>: Spark's, plus lake_sink/
-LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before this job's shape
+QUERY = "ohlc"  # its name in lake/_progress (where earlier jobs had a query per table)
+CHECKPOINT = "lake"  # <checkpoints>/lake: Spark's checkpoint, plus lake_sink/
+LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before the single query
 
 
-def bars_frame(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The bars query: trades -> watermark, dedup within it, closed 1 s windows."""
-    trades = accepted(parse(kafka_source(spark, settings, settings.kafka_topic)))
-    return tables_frame(
-        {"ohlc": one_second_bars(unique_trades(trades.withWatermark("event_time", settings.stream_watermark)))}
-    )
+def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
+    """The one query: bars (watermark, dedup, closed 1 s windows), rejects and feed events.
 
-
-def side_frame(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The side query: what either topic's records fail -> rejects; valid feed events -> feed_events."""
-    events = parse(kafka_source(spark, settings, settings.kafka_topic))
+    The trades topic is read and parsed once for both the bars and the rejects (`read_once`).
+    """
+    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
+    trades = parse(kafka_source(spark, settings, settings.kafka_topic))
+    events = read_once(trades.withWatermark("event_time", settings.stream_watermark), partitions)
     feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
     return tables_frame(
-        {"rejects": rejected(events).unionByName(rejected(feed)), "feed_events": accepted_feed_events(feed)}
+        {
+            "ohlc": one_second_bars(unique_trades(accepted(events))),
+            "rejects": rejected(events).unionByName(rejected(feed)),
+            "feed_events": accepted_feed_events(feed),
+        }
     )
 
 
-def checkpoint_root(settings: Settings) -> Path:
+def checkpoint_dir(settings: Settings) -> Path:
     root = Path(settings.checkpoint_path)
     legacy = [name for name in LEGACY_CHECKPOINTS if (root / name / "offsets").is_dir()]
-    if legacy and not any((root / folder).exists() for folder in CHECKPOINTS.values()):
+    if legacy and not (root / CHECKPOINT).exists():
         raise SystemExit(
             f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}). Starting this job "
             f"there would read the topics again from {settings.stream_starting_offsets!r} into a lake that "
@@ -109,34 +108,24 @@ def checkpoint_root(settings: Settings) -> Path:
             f"--starting-offsets with the offsets of the newest batch in {root / 'ohlc' / 'commits'} "
             f"(its entry in {root / 'ohlc' / 'offsets'})."
         )
-    return root
+    return root / CHECKPOINT
 
 
-def _start(frame: DataFrame, name: str, sink: LakeSink, checkpoint: Path, trigger: str) -> StreamingQuery:
+def start_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
+    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
+        raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    checkpoint = checkpoint_dir(settings)
+    sink = LakeSink(Path(settings.lake_path), checkpoint, STREAM_TABLES, settings.stream_volatility_windows_s)
     writer = (
-        frame.writeStream.queryName(name)
+        lake_frame(spark, settings)
+        .writeStream.queryName(QUERY)
         .outputMode("append")
         .foreachBatch(sink)
         .option("checkpointLocation", str(checkpoint))
     )
-    if trigger == "available-now":
+    if settings.stream_trigger == "available-now":
         return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=trigger).start()
-
-
-def start_queries(spark: SparkSession, settings: Settings) -> list[StreamingQuery]:
-    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
-        raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
-    root, lake_dir = checkpoint_root(settings), Path(settings.lake_path)
-    bars_ck, side_ck = root / CHECKPOINTS[BARS_QUERY], root / CHECKPOINTS[SIDE_QUERY]
-    windows = settings.stream_volatility_windows_s
-    side_trigger = "available-now" if settings.stream_trigger == "available-now" else settings.stream_side_trigger
-    return [
-        _start(bars_frame(spark, settings), BARS_QUERY, LakeSink(lake_dir, bars_ck, BARS_TABLES, windows), bars_ck,
-               settings.stream_trigger),
-        _start(side_frame(spark, settings), SIDE_QUERY, LakeSink(lake_dir, side_ck, SIDE_TABLES), side_ck,
-               side_trigger),
-    ]  # fmt: skip
+    return writer.trigger(processingTime=settings.stream_trigger).start()
 
 
 def run(settings: Settings) -> None:
@@ -152,29 +141,23 @@ def run(settings: Settings) -> None:
         settings.stream_trigger,
         settings.stream_watermark,
     )
-    queries: list[StreamingQuery] = []
+    query: StreamingQuery | None = None
     try:
-        queries = start_queries(spark, settings)
-        while all(q.isActive for q in queries) or (
-            settings.stream_trigger == "available-now" and any(q.isActive for q in queries)
-        ):
-            spark.streams.awaitAnyTermination(2)
-            spark.streams.resetTerminated()
-        failed = [q for q in queries if q.exception() is not None]
-        if failed:
-            raise SystemExit(f"query {failed[0].name} failed: {failed[0].exception()}")
+        query = start_query(spark, settings)
+        query.awaitTermination()
+        if query.exception() is not None:
+            raise SystemExit(f"query {query.name} failed: {query.exception()}")
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc
         raise
     finally:
-        for query in queries:
-            if query.isActive:
-                query.stop()
+        if query is not None and query.isActive:
+            query.stop()
         # Progress events reach the listener asynchronously: let the last ones land in
         # lake/_progress before the driver exits.
         spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(10_000)
-    log.info("the queries finished")
+    log.info("the query finished")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -20,6 +20,7 @@ from lake.schema import Column as SchemaColumn
 
 _BARRIER = "_parse_barrier"
 _CORRUPT = "_corrupt_record"
+PARSED_METRIC = "parsed"  # observed per batch: records read from the trades topic
 
 # Parse wide first, so that a value with too many digits is told apart from
 # one that is not a number at all; then compare with the lake's exact type.
@@ -127,7 +128,29 @@ def parse(kafka_rows: DataFrame) -> DataFrame:
         .when(F.col("type") == RECORD_HEARTBEAT, heartbeat_reason)
         .otherwise(F.lit("unknown_type"))
     )
-    return rows.select("*", reason.alias("reason")).drop("_is_object", "_price_wide", "_quantity_wide")
+    rows = rows.select("*", reason.alias("reason")).drop("_is_object", "_price_wide", "_quantity_wide")
+    # Only an accepted record's time may move the watermark (a rejected trade can carry any time).
+    return rows.withColumn("event_time", F.when(F.col("reason").isNull(), F.col("event_time")))
+
+
+def read_once(events: DataFrame, partitions: int) -> DataFrame:
+    """`events` cut so that the bars and the rejects reuse one Kafka read and one parse.
+
+    Spark plans each branch of a union from its own copy of the source: each branch would
+    read the topic and parse every record again, and the parse is the costliest step. Spark
+    does reuse an identical exchange (shuffle) that two branches share. Three things make the
+    branches' subtrees identical here:
+    - the shuffle is by the dedup key with the state store's partition count, so the dedup
+      uses it as is (no second shuffle);
+    - the metric node above it (`observe`, per batch in the query's progress) names every
+      column, so column pruning cannot trim one branch's copy differently;
+    - and it stops the branches' filters from being pushed below the shuffle.
+    """
+    columns = [F.col(c) for c in events.columns]
+    shuffled = events.repartition(partitions, "exchange", "symbol", "trade_id")
+    return shuffled.observe(
+        PARSED_METRIC, F.count(F.lit(1)).alias("records"), F.max(F.xxhash64(*columns)).alias("_all_columns")
+    )
 
 
 def accepted(events: DataFrame) -> DataFrame:

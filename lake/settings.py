@@ -38,8 +38,7 @@ class Settings(BaseSettings):
 
     # Stream job
     stream_watermark: str = "5 seconds"
-    stream_trigger: str = "0 seconds"  # bars: the next micro-batch as soon as one ends; or "available-now"
-    stream_side_trigger: str = "10 seconds"  # rejects and feed events: off the bars' critical path
+    stream_trigger: str = "0 seconds"  # the next micro-batch as soon as one ends; or "available-now"
     stream_starting_offsets: str = "earliest"
     stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]).
@@ -89,7 +88,7 @@ class Settings(BaseSettings):
             raise ValueError(f"expected distinct positive window lengths in seconds, got {value!r}")
         return tuple(sorted(value))
 
-    @field_validator("stream_watermark", "stream_trigger", "stream_side_trigger")
+    @field_validator("stream_watermark", "stream_trigger")
     @classmethod
     def _interval(cls, value: str) -> str:
         if value == "available-now":

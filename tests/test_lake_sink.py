@@ -12,10 +12,13 @@ import pytest
 
 import jobs.lake_sink as lake_sink
 import lake
-from jobs.lake_sink import BARS_TABLES, SIDE_TABLES, LakeSink
+from jobs.lake_sink import STREAM_TABLES, LakeSink
 from lake import writer
 from lake.commit_log import LOG_DIR, committed_files
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
+
+BARS_TABLES = {"ohlc": OHLC}  # a sink of the bars alone, with volatility
+SIDE_TABLES = {name: STREAM_TABLES[name] for name in ("rejects", "feed_events")}
 
 WINDOWS = DEFAULT_VOLATILITY_WINDOWS_S
 T0 = dt.datetime(2026, 12, 2, 0, 0, tzinfo=dt.UTC)
