@@ -130,7 +130,7 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
         reference_bars(on_time)
     )
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
-    assert {rec["query"] for rec in lines} == {"ohlc", "rejects"}  # the bars query and the side query
+    assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table
 
 
 def test_continuous_mode_writes_bars_and_volatility(kafka: str, tmp_path: Path) -> None:
