@@ -50,7 +50,7 @@ def start(value: dict[str, Any]) -> dict[str, Any]:
     buy = 0 if value["is_buyer_maker"] else qty
     return {
         "exchange": value["exchange"], "symbol": value["symbol"], "open": price, "open_at": order,
-        "high": price, "low": price, "close": price, "close_at": order, "volume": qty, "quote": price * qty,
+        "high": price, "low": price, "close": price, "close_at": order, "volume": qty, "quote": str(price * qty),
         "count": 1, "buy": buy, "sell": qty - buy, "first_id": value["trade_id"], "last_id": value["trade_id"],
     }  # fmt: skip
 
@@ -63,8 +63,9 @@ def add(bar: dict[str, Any], value: dict[str, Any]) -> dict[str, Any]:
     if order > bar["close_at"]:
         bar["close"], bar["close_at"], bar["last_id"] = new["close"], order, new["last_id"]
     bar["high"], bar["low"] = max(bar["high"], new["high"]), min(bar["low"], new["low"])
-    for field in ("volume", "quote", "count", "buy", "sell"):
+    for field in ("volume", "count", "buy", "sell"):
         bar[field] += new[field]
+    bar["quote"] = str(int(bar["quote"]) + int(new["quote"]))  # units of 1e-16 outgrow int64 (orjson state)
     return bar
 
 
@@ -99,7 +100,7 @@ def main() -> int:
             "symbol": [r["symbol"] for r in rows],
             "window_start_ms": [r["window_start"] for r in rows],
             **{f: [r[f] for r in rows] for f in ("open", "high", "low", "close", "volume", "count")},
-            "quote": [str(r["quote"]) for r in rows],  # units of 1e-16: can exceed int64
+            "quote": [r["quote"] for r in rows],
             **{f: [r[f] for r in rows] for f in ("buy", "sell", "first_id", "last_id")},
         }
     )

@@ -21,6 +21,12 @@ from lake.schema import Column as SchemaColumn
 _BARRIER = "_parse_barrier"
 _CORRUPT = "_corrupt_record"
 PARSED_METRIC = "parsed"  # observed per batch: records read from the trades topic
+# What `accepted` and `rejected` read from the parsed events; the raw value and key only for rejects.
+ACCEPTED_COLUMNS = (
+    "type", "exchange", "symbol", "price_dec", "quantity_dec", "timestamp", "trade_id", "is_buyer_maker", "event_time",
+)  # fmt: skip
+REJECT_COLUMNS = ("reason", "raw", "kafka_key", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
+REJECT_ONLY_COLUMNS = ("raw", "kafka_key")
 
 # Parse wide first, so that a value with too many digits is told apart from
 # one that is not a number at all; then compare with the lake's exact type.
@@ -145,9 +151,18 @@ def read_once(events: DataFrame, partitions: int) -> DataFrame:
     - the metric node above it (`observe`, per batch in the query's progress) names every
       column, so column pruning cannot trim one branch's copy differently;
     - and it stops the branches' filters from being pushed below the shuffle.
+    Only the columns either branch reads cross the shuffle, and the raw value and key only
+    for rejected records.
     """
-    columns = [F.col(c) for c in events.columns]
-    shuffled = events.repartition(partitions, "exchange", "symbol", "trade_id")
+    rejected_only = F.col("reason").isNotNull()
+    slim = events.select(
+        *ACCEPTED_COLUMNS,
+        *(F.when(rejected_only, F.col(c)).alias(c) for c in REJECT_ONLY_COLUMNS),
+        *(c for c in REJECT_COLUMNS if c not in REJECT_ONLY_COLUMNS and c not in ACCEPTED_COLUMNS),
+        _BARRIER,
+    )
+    columns = [F.col(c) for c in slim.columns]
+    shuffled = slim.repartition(partitions, "exchange", "symbol", "trade_id")
     return shuffled.observe(
         PARSED_METRIC, F.count(F.lit(1)).alias("records"), F.max(F.xxhash64(*columns)).alias("_all_columns")
     )
@@ -155,28 +170,10 @@ def read_once(events: DataFrame, partitions: int) -> DataFrame:
 
 def accepted(events: DataFrame) -> DataFrame:
     """Valid trades and heartbeats, typed: the stream the watermark is taken from."""
-    return events.where(is_valid()).select(
-        "type",
-        "exchange",
-        "symbol",
-        F.col("price_dec").alias("price"),
-        F.col("quantity_dec").alias("quantity"),
-        "timestamp",
-        "trade_id",
-        "is_buyer_maker",
-        "event_time",
-    )
+    renamed = {"price_dec": "price", "quantity_dec": "quantity"}
+    return events.where(is_valid()).select(*(F.col(c).alias(renamed.get(c, c)) for c in ACCEPTED_COLUMNS))
 
 
 def rejected(events: DataFrame) -> DataFrame:
     """Everything the job refuses, with the reason and where it came from."""
-    return events.where(is_rejected()).select(
-        "reason",
-        "raw",
-        "kafka_key",
-        "kafka_topic",
-        "kafka_partition",
-        "kafka_offset",
-        "kafka_timestamp",
-        F.to_date("kafka_timestamp").alias("date"),
-    )
+    return events.where(is_rejected()).select(*REJECT_COLUMNS, F.to_date("kafka_timestamp").alias("date"))
