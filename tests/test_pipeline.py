@@ -248,3 +248,17 @@ def test_job_refuses_bad_arguments(tmp_path: Path) -> None:
     assert bad.returncode == 2
     # spark-submit's PythonRunner merges the driver's stderr into stdout.
     assert "expected e.g. '5 seconds'" in bad.stdout + bad.stderr
+
+
+def test_the_job_reads_and_parses_the_trades_topic_once(pipeline: dict[str, Any]) -> None:
+    """Spark counts a source's rows once per plan branch that scans it: the bars and the rejects
+    must share one read (`jobs.trades.read_once`), so the count equals the records in the topic."""
+    records = [
+        json.loads(line)
+        for path in (pipeline["lake"] / "_progress").glob("date=*/ohlc.ndjson")
+        for line in path.read_text().splitlines()
+    ]
+    scanned = sum(s["input_rows"] for r in records for s in r["sources"] if "test.pipeline]" in s["description"])
+    final = json.loads(max(records, key=lambda r: r["batch_id"])["sources"][0]["end_offset"])
+    in_topic = sum(int(o) for o in final["test.pipeline"].values())
+    assert scanned == in_topic == len(pipeline["tape"]) + 1 + 1  # the tape, its closing heartbeat, "{not json"
