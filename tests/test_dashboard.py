@@ -17,6 +17,7 @@ from dashboard import live_feed
 from dashboard.live_feed import LiveFeed
 from lake.live_bars import encode
 from lake.settings import REPO_ROOT
+from tests.conftest import free_port
 from tests.dashboard_lake import SECONDS, START, build
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
@@ -38,6 +39,8 @@ def feed(monkeypatch: pytest.MonkeyPatch) -> LiveFeed:
 
 def _app(monkeypatch: pytest.MonkeyPatch, lake: Path) -> AppTest:
     monkeypatch.setenv("LAKE_PATH", str(lake))
+    # No broker: the pages must not depend on one that happens to run on the default port.
+    monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     return AppTest.from_file(APP, default_timeout=60).run()
 
 

@@ -20,7 +20,7 @@ import pytest
 
 import lake
 from ingest.tape import read_tape, write_tape
-from tests.conftest import job_args, job_failure, run_job, start_job, stop_job
+from tests.conftest import job_args, job_failure, run_job, start_job
 from tests.kafka_helpers import fresh_topics
 from tests.messy_tape import messy_tape
 from tests.reference import reference_bars, valid_trades
@@ -131,25 +131,3 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     )
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
     assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table
-
-
-def test_continuous_mode_writes_bars_and_volatility(kafka: str, tmp_path: Path) -> None:
-    """The job as deployed: its default trigger (the next batch as soon as one ends), an empty lake at start."""
-    settings = fresh_topics(kafka, tmp_path)
-    work = tmp_path / "job"
-    proc = start_job(*job_args(kafka, settings, work / "lake", work / "checkpoints", "0 seconds"), capture=True)
-    try:
-        _replay(SAMPLE, kafka, settings.kafka_topic)
-        expected = len(reference_bars(read_tape(SAMPLE)))
-        deadline = time.monotonic() + 180
-        counts: tuple[Any, ...] = (0, 0)
-        while time.monotonic() < deadline and proc.poll() is None:
-            con = lake.connect(work / "lake")
-            counts = con.sql("SELECT (SELECT count(*) FROM ohlc), (SELECT count(*) FROM volatility)").fetchall()[0]
-            if counts == (expected, expected):
-                break
-            time.sleep(1)
-        assert proc.poll() is None, (proc.stdout.read() if proc.stdout else "")[-3000:]
-        assert counts == (expected, expected)
-    finally:
-        stop_job(proc)
