@@ -105,10 +105,15 @@ def parse(kafka_rows: DataFrame) -> DataFrame:
     rows = decode_json_values(kafka_rows, WIRE_TRADE).select(
         "*",
         F.col("price").try_cast(_WIDE).alias("_price_wide"),
-        F.col("price").try_cast(PRICE_TYPE).alias("price_dec"),
         F.col("quantity").try_cast(_WIDE).alias("_quantity_wide"),
-        F.col("quantity").try_cast(QTY_TYPE).alias("quantity_dec"),
         F.timestamp_millis("timestamp").alias("event_time"),
+    )
+    # Each text read as a number once; narrowing decimal to decimal is cheap. A value with too
+    # many decimals rounds (so differs from the wide one), one with too many digits gives null.
+    rows = rows.select(
+        "*",
+        F.col("_price_wide").try_cast(PRICE_TYPE).alias("price_dec"),
+        F.col("_quantity_wide").try_cast(QTY_TYPE).alias("quantity_dec"),
     )
     ts = F.col("timestamp")
     trade_reason = (
