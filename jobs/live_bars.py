@@ -15,7 +15,8 @@ one partition far ahead of another while it catches up. So the watermark's event
 capped at the newest event of each partition that still has unread records: once caught up,
 it is Spark's (the newest event time of all, minus the delay). Invalid records are counted and skipped
 (the job's rejects table records them); an update the broker cannot take within a second is
-dropped and counted (a newer update of the same window supersedes it), never waited for.
+dropped and counted (a newer update of the same window supersedes it), never waited for; a
+final update is tried again (nothing supersedes it).
 """
 
 from __future__ import annotations
@@ -39,6 +40,10 @@ from lake.live_bars import encode
 from lake.schema import BAR_MS
 from lake.settings import Settings, interval_ms, load
 from lake.wire import Accepted, judge_value
+
+# A provisional update that finds the producer's buffer full is dropped (a newer one follows);
+# a final one is tried again, each try waiting up to max_block_ms: nothing supersedes it.
+FINAL_SEND_ATTEMPTS = 30
 
 log = logging.getLogger("jobs.live_bars")
 
@@ -133,11 +138,15 @@ def run(settings: Settings, stop: threading.Event, *, from_beginning: bool = Fal
             emitted_at = int(time.time() * 1000)
             for bar in forming.end_batch(_event_cap(consumer, newest)):
                 bar["emitted_at"] = emitted_at
-                try:
-                    publisher.send(topic, f"{bar['exchange']}:{bar['symbol']}".encode(), encode(bar))
-                    published.updates += 1
-                except KafkaTimeoutError:
-                    published.dropped += 1
+                key, value = f"{bar['exchange']}:{bar['symbol']}".encode(), encode(bar)
+                for attempt in range(FINAL_SEND_ATTEMPTS if bar["final"] else 1):
+                    try:
+                        publisher.send(topic, key, value)
+                        published.updates += 1
+                        break
+                    except KafkaTimeoutError:
+                        if attempt + 1 == (FINAL_SEND_ATTEMPTS if bar["final"] else 1):
+                            published.dropped += 1
             if now - last_status >= settings.status_interval_s:
                 _status(forming, published, status_in / (now - last_status), publisher.pending)
                 last_status, status_in = now, 0
