@@ -1,13 +1,12 @@
-"""The stream job's sinks: each micro-batch -> its lake tables, committed exactly once.
+"""The stream job's sink: each micro-batch -> its lake tables, committed exactly once.
 
-The job runs two streaming queries (`jobs.stream_ohlc`): the bars query (ohlc, and
-volatility computed from its bars) and the side query (rejects and feed events). A query's
-output is the union of its tables' rows, each table's rows in a struct column named after
+The job runs one streaming query (`jobs.stream_ohlc`) whose output is the union of its
+tables' rows (ohlc, rejects, feed_events), each table's rows in a struct column named after
 the table (`tables_frame`). `foreachBatch` hands every micro-batch to a `LakeSink`, which
 splits it and commits each table with the file sink's log format
-(`lake.writer.write_batch`), so `lake.connect()` and compaction read it unchanged. The bars
-sink also computes volatility from the batch's bars on the driver
-(`jobs.volatility.VolatilityState`), so volatility lands in the same batch as its bars.
+(`lake.writer.write_batch`), so `lake.connect()` and compaction read it unchanged. It also
+computes volatility from the batch's bars on the driver (`jobs.volatility.VolatilityState`),
+so volatility lands in the same batch as its bars.
 
 Exactly once: Spark re-runs a batch that did not finish with the same offsets and state, so
 it produces the same rows. Each table's log file is keyed by the batch id (plus a per-table
@@ -34,6 +33,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.volatility import VolatilityState
+from lake import writer
 from lake.commit_log import log_files
 from lake.schema import FEED_EVENTS_TABLE, OHLC, REJECTS, Column, volatility_columns
 
@@ -121,12 +121,12 @@ class LakeSink:
         if (self.state_dir / f"{batch_id}.json").exists():
             log.info("batch %d is already in the lake", batch_id)
             return {}
-        from lake.writer import write_batch
-
         tables = split_tables(batch, list(self.tables))
         written = {}
         for name, columns in self.tables.items():
-            if write_batch(self.lake, name, self.bases[name] + batch_id, tables[name], columns, SORT_BY.get(name)):
+            if writer.write_batch(
+                self.lake, name, self.bases[name] + batch_id, tables[name], columns, SORT_BY.get(name)
+            ):
                 written[name] = tables[name].num_rows
         if self.volatility is None:
             self._save_state(batch_id, None)
@@ -134,7 +134,9 @@ class LakeSink:
         state = self._state_before(batch_id)
         volatility = pa.Table.from_pandas(state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
         vol_id = self.bases[VOLATILITY_TABLE] + batch_id
-        if write_batch(self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, SORT_BY[VOLATILITY_TABLE]):
+        if writer.write_batch(
+            self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, SORT_BY[VOLATILITY_TABLE]
+        ):
             written[VOLATILITY_TABLE] = volatility.num_rows
         self._save_state(batch_id, state)
         return written

@@ -139,13 +139,14 @@ def run(settings: Settings, stop: threading.Event, *, from_beginning: bool = Fal
             for bar in forming.end_batch(_event_cap(consumer, newest)):
                 bar["emitted_at"] = emitted_at
                 key, value = f"{bar['exchange']}:{bar['symbol']}".encode(), encode(bar)
-                for attempt in range(FINAL_SEND_ATTEMPTS if bar["final"] else 1):
+                attempts = FINAL_SEND_ATTEMPTS if bar["final"] else 1
+                for attempt in range(1, attempts + 1):
                     try:
                         publisher.send(topic, key, value)
                         published.updates += 1
                         break
                     except KafkaTimeoutError:
-                        if attempt + 1 == (FINAL_SEND_ATTEMPTS if bar["final"] else 1):
+                        if attempt == attempts:
                             published.dropped += 1
             if now - last_status >= settings.status_interval_s:
                 _status(forming, published, status_in / (now - last_status), publisher.pending)

@@ -36,8 +36,9 @@ def _kafka_offsets(text: Any) -> dict[tuple[str, str], int] | None:
 def records_read(p: Any) -> int:
     """Records the batch took from its sources: for Kafka, the offsets it moved over.
 
-    The job's one query reads the trades topic in two branches (bars and rejects), and Spark
-    counts `numInputRows` once per branch; the offsets count each record once.
+    Spark counts `numInputRows` once per plan branch that scans a source: the job reads the
+    trades topic once (`jobs.trades.read_once`) but the small feed-events topic in two
+    branches (feed events and rejects). The offsets count each record once.
     """
     total = 0
     for source in p.sources or []:

@@ -8,11 +8,13 @@ place, which fails if another writer took N (then N + 1 is tried). Readers that 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -43,12 +45,21 @@ def _next_batch(log_dir: Path) -> int:
     return max(ids, default=-1) + 1
 
 
-def _commit(log_dir: Path, lines: list[str]) -> int:
+@contextlib.contextmanager
+def _log_file(log_dir: Path, lines: list[str]) -> Iterator[Path]:
+    """A complete log file under a temporary name, to hard-link into place (a link fails if the name is taken)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=log_dir, prefix=".tmp-")
     with os.fdopen(fd, "w") as out:
         out.write("\n".join(["v1", *lines]))
     try:
+        yield Path(tmp)
+    finally:
+        os.unlink(tmp)
+
+
+def _commit(log_dir: Path, lines: list[str]) -> int:
+    with _log_file(log_dir, lines) as tmp:
         for _ in range(100):
             batch = _next_batch(log_dir)
             try:
@@ -57,8 +68,6 @@ def _commit(log_dir: Path, lines: list[str]) -> int:
             except FileExistsError:
                 continue
         raise RuntimeError(f"{log_dir}: could not claim a batch number")
-    finally:
-        os.unlink(tmp)
 
 
 def _write_files(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...], sort_by: str | None) -> list[str]:
@@ -112,18 +121,13 @@ def write_batch(
         return False
     entries = _write_files(lake, table, rows, columns, sort_by)
     log_dir = table_dir / LOG_DIR
-    log_dir.mkdir(parents=True, exist_ok=True)
     compact = (batch_id + 1) % COMPACT_INTERVAL == 0
     lines = (_live_entries(table_dir) + entries) if compact else entries
-    fd, tmp = tempfile.mkstemp(dir=log_dir, prefix=".tmp-")
-    with os.fdopen(fd, "w") as out:
-        out.write("\n".join(["v1", *lines]))
-    try:
-        os.link(tmp, log_dir / (f"{batch_id}.compact" if compact else str(batch_id)))
-    except FileExistsError:
-        raise RuntimeError(f"{log_dir}: batch {batch_id} was committed by another writer meanwhile") from None
-    finally:
-        os.unlink(tmp)
+    with _log_file(log_dir, lines) as tmp:
+        try:
+            os.link(tmp, log_dir / (f"{batch_id}.compact" if compact else str(batch_id)))
+        except FileExistsError:
+            raise RuntimeError(f"{log_dir}: batch {batch_id} was committed by another writer meanwhile") from None
     if compact:
         _delete_superseded(log_dir, batch_id)
     return True
