@@ -5,7 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from lake.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_TRADE, column_names
+from jobs.closing import LAST_EVENT_TIME
+from lake.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_HEARTBEAT, RECORD_TRADE, column_names
 
 BAR_DURATION = f"{BAR_MS // 1000} second"
 DEDUP_KEY = ["exchange", "symbol", "trade_id"]
@@ -25,8 +26,23 @@ def unique_trades(events: DataFrame) -> DataFrame:
     return events.where(is_trade).dropDuplicatesWithinWatermark(DEDUP_KEY)
 
 
+def event_times(events: DataFrame) -> DataFrame:
+    """Each accepted record's Kafka partition, event time and whether it is a heartbeat (trades
+    and heartbeats, duplicates and late ones too): they tell the sink how far the watermark
+    moved (`jobs.closing`)."""
+    return events.select("kafka_partition", "event_time", (F.col("type") == RECORD_HEARTBEAT).alias("is_heartbeat"))
+
+
 def one_second_bars(trades: DataFrame) -> DataFrame:
-    """Aggregate trades into `lake.schema.OHLC` rows.
+    """`lake.schema.OHLC` rows; see `bar_updates`."""
+    return bar_updates(trades).drop(LAST_EVENT_TIME)
+
+
+def bar_updates(trades: DataFrame) -> DataFrame:
+    """Aggregate trades into `lake.schema.OHLC` rows, plus each window's newest event time.
+
+    The stream job runs this in update mode: each batch yields the windows it changed, with
+    their aggregate so far, and `jobs.closing` releases each one once the watermark passes it.
 
     Open and close are the first and last trade by (timestamp, trade_id), so
     ties in time resolve the same way on every run. Sums are exact decimals,
@@ -47,6 +63,7 @@ def one_second_bars(trades: DataFrame) -> DataFrame:
         F.sum(F.when(F.col("is_buyer_maker"), F.col("quantity")).otherwise(zero)).alias("sell_volume"),
         F.min_by("trade_id", order).alias("first_trade_id"),
         F.max_by("trade_id", order).alias("last_trade_id"),
+        F.max("event_time").alias(LAST_EVENT_TIME),
     )
     return bars.select(
         "exchange",
@@ -66,4 +83,5 @@ def one_second_bars(trades: DataFrame) -> DataFrame:
         "first_trade_id",
         "last_trade_id",
         F.to_date(F.col("window.start")).alias("date"),
-    ).select(*column_names(OHLC))
+        LAST_EVENT_TIME,
+    ).select(*column_names(OHLC), LAST_EVENT_TIME)

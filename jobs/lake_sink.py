@@ -1,19 +1,22 @@
 """The stream job's sink: each micro-batch -> its lake tables, committed exactly once.
 
 The job runs one streaming query (`jobs.stream_ohlc`) whose output is the union of its
-tables' rows (ohlc, rejects, feed_events), each table's rows in a struct column named after
-the table (`tables_frame`). `foreachBatch` hands every micro-batch to a `LakeSink`, which
-splits it and commits each table with the file sink's log format
-(`lake.writer.write_batch`), so `lake.connect()` and compaction read it unchanged. It also
-computes volatility from the batch's bars on the driver (`jobs.volatility.VolatilityState`),
-so volatility lands in the same batch as its bars.
+branches' rows, each branch's rows in a struct column named after it (`tables_frame`):
+rejects and feed_events, written as they come; `bar_updates`, the windows the batch changed
+(the bars run in update mode), and `heartbeats`, the accepted heartbeats' times.
+`foreachBatch` hands every micro-batch to a `LakeSink`, which splits it, releases the
+windows the batch closed (`jobs.closing.BarCloser`) as lake/ohlc, and commits each table
+with the file sink's log format (`lake.writer.write_batch`), so `lake.connect()` and
+compaction read it unchanged. It computes volatility from the released bars on the driver
+(`jobs.volatility.VolatilityState`), so volatility lands in the same batch as its bars.
 
 Exactly once: Spark re-runs a batch that did not finish with the same offsets and state, so
 it produces the same rows. Each table's log file is keyed by the batch id (plus a per-table
 base, for a lake that already held batches when this checkpoint began), and a batch already
 in a table's log is not written again. After all its tables hold batch N, the sink saves
-`<checkpoint>/lake_sink/state/N.json` (the volatility state); a batch whose state file
-exists is done.
+its state after N: `<checkpoint>/lake_sink/state/N.open.arrow` (the open windows), then
+`N.json` (the closer, the volatility state and the batch's late trades); a batch whose
+`N.json` exists is done.
 """
 
 from __future__ import annotations
@@ -28,10 +31,12 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.ipc as ipc
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
+from jobs.closing import BarCloser
 from jobs.volatility import VolatilityState
 from lake import writer
 from lake.commit_log import log_files
@@ -42,6 +47,10 @@ log = logging.getLogger(__name__)
 # The query's tables, in the order a batch commits them; volatility follows.
 STREAM_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
 VOLATILITY_TABLE = "volatility"
+# The branches lake/ohlc is made of: the bars query's update rows (OHLC + LAST_EVENT_TIME) and
+# the accepted heartbeats' event times.
+BAR_UPDATES = "bar_updates"
+EVENT_TIMES = "event_times"
 SORT_BY = {"ohlc": "window_start", VOLATILITY_TABLE: "window_start"}
 STATES_KEPT = 3
 
@@ -81,15 +90,22 @@ class LakeSink:
         checkpoint: Path,
         tables: dict[str, tuple[Column, ...]],
         volatility_windows_s: tuple[int, ...] | None = None,
+        watermark_delay_ms: int | None = None,
     ) -> None:
-        """`volatility_windows_s`: compute lake/volatility from the batch's `ohlc` rows with these windows."""
+        """With "ohlc" among `tables`, each batch carries BAR_UPDATES and EVENT_TIMES instead, and
+        `watermark_delay_ms` is the query's; `volatility_windows_s`: compute lake/volatility from
+        the released bars with these windows."""
+        if "ohlc" in tables and watermark_delay_ms is None:
+            raise ValueError("a sink that writes ohlc needs the query's watermark delay")
         self.lake = lake
         self.tables = tables
+        self.delay_ms = watermark_delay_ms or 0
         self.windows_s = volatility_windows_s or ()
         self.volatility = volatility_columns(self.windows_s) if self.windows_s else None
         self.home = checkpoint / "lake_sink"
         self.state_dir = self.home / "state"
         self.bases = self._bases()
+        self.late: dict[int, int] = {}  # batch id -> trades the closer found late (see `late_trades`)
 
     def _bases(self) -> dict[str, int]:
         """Each table's log id for batch 0 of this checkpoint: fixed the first time it starts."""
@@ -116,47 +132,81 @@ class LakeSink:
             " ".join(f"{name}={rows}" for name, rows in written.items()) or "already written",
         )
 
+    def late_trades(self, batch_id: int) -> int:
+        """Trades of batch `batch_id` that came after their window was released (the query's
+        progress counts them with the rows Spark dropped as late)."""
+        if batch_id in self.late:
+            return self.late.pop(batch_id)
+        path = self.state_dir / f"{batch_id}.json"
+        return int(json.loads(path.read_text()).get("late", 0)) if path.exists() else 0
+
     def write(self, batch: pa.Table, batch_id: int) -> dict[str, int]:
         """Commit batch `batch_id`; returns rows per table written now (empty if it was done before)."""
         if (self.state_dir / f"{batch_id}.json").exists():
             log.info("batch %d is already in the lake", batch_id)
             return {}
-        tables = split_tables(batch, list(self.tables))
+        bars = "ohlc" in self.tables
+        tables = split_tables(
+            batch, [n for n in self.tables if n != "ohlc"] + ([BAR_UPDATES, EVENT_TIMES] if bars else [])
+        )
+        closer, volatility_state = self._state_before(batch_id)
+        late = 0
+        if bars:
+            released = closer.apply(tables[BAR_UPDATES], tables[EVENT_TIMES])
+            tables["ohlc"], late = released.final, released.late_trades
+            if late:
+                log.warning("batch %d: %d trades came after their window was written: counted as late", batch_id, late)
         written = {}
         for name, columns in self.tables.items():
             if writer.write_batch(
                 self.lake, name, self.bases[name] + batch_id, tables[name], columns, SORT_BY.get(name)
             ):
                 written[name] = tables[name].num_rows
-        if self.volatility is None:
-            self._save_state(batch_id, None)
-            return written
-        state = self._state_before(batch_id)
-        volatility = pa.Table.from_pandas(state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
-        vol_id = self.bases[VOLATILITY_TABLE] + batch_id
-        if writer.write_batch(
-            self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, SORT_BY[VOLATILITY_TABLE]
-        ):
-            written[VOLATILITY_TABLE] = volatility.num_rows
-        self._save_state(batch_id, state)
+        if volatility_state is not None:
+            volatility = pa.Table.from_pandas(volatility_state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
+            vol_id = self.bases[VOLATILITY_TABLE] + batch_id
+            assert self.volatility is not None
+            if writer.write_batch(
+                self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, SORT_BY[VOLATILITY_TABLE]
+            ):
+                written[VOLATILITY_TABLE] = volatility.num_rows
+        self._save_state(batch_id, closer, volatility_state, late)
+        self.late[batch_id] = late
         return written
 
-    def _state_before(self, batch_id: int) -> VolatilityState:
+    def _state_before(self, batch_id: int) -> tuple[BarCloser, VolatilityState | None]:
         saved = sorted(
             (int(p.stem), p) for p in self.state_dir.glob("*.json") if p.stem.isdigit() and int(p.stem) < batch_id
         )
+        empty = VolatilityState(self.windows_s) if self.volatility else None
         if not saved:
-            return VolatilityState(self.windows_s)
+            return BarCloser(self.delay_ms), empty
         previous, path = saved[-1]
         if previous != batch_id - 1:
-            log.warning("batch %d: volatility state found for batch %d, not %d", batch_id, previous, batch_id - 1)
-        return VolatilityState.from_json(json.loads(path.read_text()), self.windows_s)
+            log.warning("batch %d: sink state found for batch %d, not %d", batch_id, previous, batch_id - 1)
+        data = json.loads(path.read_text())
+        if "closer" not in data:
+            raise SystemExit(
+                f"{self.home} was written by the job before it released bars in update mode; its open "
+                "windows are in Spark's state only. Start over (make clean, or new --lake and --checkpoints)."
+            )
+        open_path = path.with_suffix(".open.arrow")
+        open_windows = ipc.open_file(open_path).read_all() if open_path.exists() else None
+        closer = BarCloser.from_json(data["closer"], open_windows, self.delay_ms)
+        volatility = VolatilityState.from_json(data["volatility"], self.windows_s) if self.volatility else None
+        return closer, volatility
 
-    def _save_state(self, batch_id: int, state: VolatilityState | None) -> None:
+    def _save_state(self, batch_id: int, closer: BarCloser, volatility: VolatilityState | None, late: int) -> None:
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        _write_atomically(self.state_dir / f"{batch_id}.json", json.dumps(state.to_json() if state else {}))
-        for path in self.state_dir.glob("*.json"):
-            if path.stem.isdigit() and int(path.stem) <= batch_id - STATES_KEPT:
+        if closer.open is not None:
+            open_path = self.state_dir / f"{batch_id}.open.arrow"
+            with ipc.new_file(open_path, closer.open.schema) as out:
+                out.write_table(closer.open)
+        state = {"closer": closer.to_json(), "volatility": volatility.to_json() if volatility else None, "late": late}
+        _write_atomically(self.state_dir / f"{batch_id}.json", json.dumps(state))
+        for path in self.state_dir.iterdir():
+            stem = path.name.split(".")[0]
+            if stem.isdigit() and int(stem) <= batch_id - STATES_KEPT:
                 path.unlink(missing_ok=True)
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,11 @@ def records_read(p: Any) -> int:
     return total if p.sources else int(p.numInputRows)
 
 
-def progress_record(p: Any) -> dict[str, Any]:
-    """The fields of one StreamingQueryProgress that operators look at."""
+def progress_record(p: Any, late_in_sink: int = 0) -> dict[str, Any]:
+    """The fields of one StreamingQueryProgress that operators look at.
+
+    `late_in_sink`: trades the sink found late (`jobs.closing`), counted with Spark's.
+    """
     operators = list(p.stateOperators or [])
     record = {
         "query": p.name,
@@ -65,7 +69,7 @@ def progress_record(p: Any) -> dict[str, Any]:
         "watermark": (p.eventTime or {}).get("watermark"),
         "state_rows": sum(op.numRowsTotal for op in operators),
         "state_memory_bytes": sum(op.memoryUsedBytes for op in operators),
-        "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in operators),
+        "rows_dropped_by_watermark": sum(op.numRowsDroppedByWatermark for op in operators) + late_in_sink,
         "duplicates_dropped": sum(int((op.customMetrics or {}).get("numDroppedDuplicateRows", 0)) for op in operators),
         "sources": [
             {"description": s.description, "end_offset": s.endOffset, "input_rows": s.numInputRows}
@@ -77,15 +81,18 @@ def progress_record(p: Any) -> dict[str, Any]:
 
 
 class ProgressListener(StreamingQueryListener):
-    def __init__(self, lake_path: str) -> None:
+    def __init__(self, lake_path: str, late_in_sink: Callable[[int], int] | None = None) -> None:
+        """`late_in_sink(batch_id)`: the late trades the job's sink found in that batch."""
         self.directory = None if "://" in lake_path else Path(lake_path) / "_progress"
+        self.late_in_sink = late_in_sink
         self._lock = threading.Lock()
 
     def onQueryStarted(self, event: Any) -> None:
         log.info("query started name=%s id=%s", event.name, event.id)
 
     def onQueryProgress(self, event: Any) -> None:
-        record = progress_record(event.progress)
+        late = self.late_in_sink(event.progress.batchId) if self.late_in_sink else 0
+        record = progress_record(event.progress, late)
         durations = event.progress.durationMs or {}
         log.info(
             "query=%s batch=%d input_rows=%d processed_rps=%.0f watermark=%s state_rows=%d late=%d dups=%d ms=%s",

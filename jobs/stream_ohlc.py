@@ -23,14 +23,14 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs.bars import one_second_bars, unique_trades
+from jobs.bars import bar_updates, event_times, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
-from jobs.lake_sink import STREAM_TABLES, LakeSink, tables_frame
+from jobs.lake_sink import BAR_UPDATES, EVENT_TIMES, STREAM_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
-from jobs.trades import accepted, parse, read_once, rejected
+from jobs.trades import accepted, is_valid, parse, read_once, rejected
 from lake import logs
-from lake.settings import Settings, load
+from lake.settings import Settings, interval_ms, load
 
 log = logging.getLogger("jobs.stream_ohlc")
 
@@ -80,9 +80,10 @@ LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per
 
 
 def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
-    """The one query: bars (watermark, dedup, closed 1 s windows), rejects and feed events.
+    """The one query: bar updates (watermark, dedup, 1 s windows) and heartbeat times, from which
+    the sink releases the closed bars; rejects and feed events.
 
-    The trades topic is read and parsed once for both the bars and the rejects (`read_once`).
+    The trades topic is read and parsed once for all its branches (`read_once`).
     """
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
     trades = parse(kafka_source(spark, settings, settings.kafka_topic))
@@ -90,7 +91,8 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
     feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
     return tables_frame(
         {
-            "ohlc": one_second_bars(unique_trades(accepted(events))),
+            BAR_UPDATES: bar_updates(unique_trades(accepted(events))),
+            EVENT_TIMES: event_times(events.where(is_valid())),
             "rejects": rejected(events).unionByName(rejected(feed)),
             "feed_events": accepted_feed_events(feed),
         }
@@ -111,15 +113,26 @@ def checkpoint_dir(settings: Settings) -> Path:
     return root / CHECKPOINT
 
 
-def start_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
+def lake_sink(settings: Settings) -> LakeSink:
     if "://" in settings.lake_path or "://" in settings.checkpoint_path:
         raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    return LakeSink(
+        Path(settings.lake_path),
+        checkpoint_dir(settings),
+        STREAM_TABLES,
+        settings.stream_volatility_windows_s,
+        interval_ms(settings.stream_watermark),
+    )
+
+
+def start_query(spark: SparkSession, settings: Settings, sink: LakeSink) -> StreamingQuery:
     checkpoint = checkpoint_dir(settings)
-    sink = LakeSink(Path(settings.lake_path), checkpoint, STREAM_TABLES, settings.stream_volatility_windows_s)
     writer = (
         lake_frame(spark, settings)
         .writeStream.queryName(QUERY)
-        .outputMode("append")
+        # Each batch's changed windows: the sink releases them as soon as the watermark passes
+        # (append mode would emit them a batch later).
+        .outputMode("update")
         .foreachBatch(sink)
         .option("checkpointLocation", str(checkpoint))
     )
@@ -130,7 +143,8 @@ def start_query(spark: SparkSession, settings: Settings) -> StreamingQuery:
 
 def run(settings: Settings) -> None:
     spark = spark_session("stream_ohlc")
-    spark.streams.addListener(ProgressListener(settings.lake_path))
+    sink = lake_sink(settings)
+    spark.streams.addListener(ProgressListener(settings.lake_path, sink.late_trades))
     log.info(
         "starting master=%s topic=%s bootstrap=%s lake=%s checkpoints=%s trigger=%s watermark=%s",
         spark.sparkContext.master,
@@ -143,7 +157,7 @@ def run(settings: Settings) -> None:
     )
     query: StreamingQuery | None = None
     try:
-        query = start_query(spark, settings)
+        query = start_query(spark, settings, sink)
         query.awaitTermination()
         if query.exception() is not None:
             raise SystemExit(f"query {query.name} failed: {query.exception()}")

@@ -12,7 +12,8 @@ import pytest
 
 import jobs.lake_sink as lake_sink
 import lake
-from jobs.lake_sink import STREAM_TABLES, LakeSink
+from jobs.closing import LAST_EVENT_TIME
+from jobs.lake_sink import BAR_UPDATES, EVENT_TIMES, STREAM_TABLES, LakeSink
 from lake import writer
 from lake.commit_log import LOG_DIR, committed_files
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
@@ -21,6 +22,7 @@ BARS_TABLES = {"ohlc": OHLC}  # a sink of the bars alone, with volatility
 SIDE_TABLES = {name: STREAM_TABLES[name] for name in ("rejects", "feed_events")}
 
 WINDOWS = DEFAULT_VOLATILITY_WINDOWS_S
+DELAY_MS = 5000
 T0 = dt.datetime(2026, 12, 2, 0, 0, tzinfo=dt.UTC)
 
 
@@ -37,11 +39,21 @@ def _bar(symbol: str, second: int, close: str) -> dict[str, Any]:
 
 
 def _batch(bars: list[dict[str, Any]], rejects: list[dict[str, Any]] | None = None) -> pa.Table:
-    """One micro-batch as `tables_frame` hands it over: a struct column per table, null in other rows."""
-    ohlc_type = pa.struct(list(to_arrow(OHLC)))
+    """One micro-batch as `tables_frame` hands it over: a struct column per branch, null in other
+    rows. Its bars are updates whose newest trade is the batch's newest event, and a heartbeat
+    one watermark delay after their end closes them all in the same batch."""
+    updates_type = pa.struct([*to_arrow(OHLC), pa.field(LAST_EVENT_TIME, pa.timestamp("us", "UTC"))])
+    times_type = pa.struct(
+        [("kafka_partition", pa.int64()), ("event_time", pa.timestamp("us", "UTC")), ("is_heartbeat", pa.bool_())]
+    )
     rejects_type = pa.struct(list(to_arrow(REJECTS)))
-    rows = [{"ohlc": b, "rejects": None} for b in bars] + [{"ohlc": None, "rejects": r} for r in rejects or []]
-    return pa.Table.from_pylist(rows, schema=pa.schema([("ohlc", ohlc_type), ("rejects", rejects_type)]))
+    schema = pa.schema([(BAR_UPDATES, updates_type), (EVENT_TIMES, times_type), ("rejects", rejects_type)])
+    rows: list[dict[str, Any]] = [{BAR_UPDATES: {**b, LAST_EVENT_TIME: b["window_start"]}} for b in bars]
+    if bars:
+        beat = max(b["window_end"] for b in bars) + dt.timedelta(milliseconds=DELAY_MS)
+        rows.append({EVENT_TIMES: {"kafka_partition": 0, "event_time": beat, "is_heartbeat": True}})
+    rows += [{"rejects": r} for r in rejects or []]
+    return pa.Table.from_pylist(rows, schema=schema)
 
 
 def _batches(n: int) -> list[pa.Table]:
@@ -54,7 +66,7 @@ def _batches(n: int) -> list[pa.Table]:
 
 
 def _sink(root: Path) -> LakeSink:
-    return LakeSink(root / "lake", root / "checkpoint", BARS_TABLES, WINDOWS)
+    return LakeSink(root / "lake", root / "checkpoint", BARS_TABLES, WINDOWS, DELAY_MS)
 
 
 def _snapshot(lake_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
@@ -142,3 +154,16 @@ def test_side_tables_and_empty_batches(tmp_path: Path) -> None:
     assert rows == [("malformed_json", 7)]
     with pytest.raises(ValueError, match="no column 'volatility'"):
         lake_sink.split_tables(batch, ["volatility"])
+
+
+def test_late_trades_reach_the_progress_also_after_a_restart(tmp_path: Path) -> None:
+    sink = _sink(tmp_path)
+    sink.write(_batch([_bar("BTCUSDT", 0, "100")]), 0)
+    again = {**_bar("BTCUSDT", 0, "101"), "trade_count": 3}  # Spark's update: 1 trade released + 2 late ones
+    assert sink.write(_batch([again, _bar("BTCUSDT", 9, "102")]), 1) == {"ohlc": 1, "volatility": 1}
+    assert sink.late_trades(1) == 2
+    restarted = _sink(tmp_path)  # the batch was written, but its progress not recorded: Spark runs it again
+    assert restarted.write(_batch([again, _bar("BTCUSDT", 9, "102")]), 1) == {}
+    assert restarted.late_trades(1) == 2
+    closes = lake.connect(tmp_path / "lake").sql("SELECT close FROM ohlc ORDER BY window_start").fetchall()
+    assert closes == [(Decimal("100"),), (Decimal("102"),)]
