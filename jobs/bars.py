@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.closing import LAST_EVENT_TIME
+from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION
 from lake.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_HEARTBEAT, RECORD_TRADE, column_names
 
 BAR_DURATION = f"{BAR_MS // 1000} second"
@@ -26,16 +26,15 @@ def unique_trades(events: DataFrame) -> DataFrame:
     return events.where(is_trade).dropDuplicatesWithinWatermark(DEDUP_KEY)
 
 
-def event_times(events: DataFrame) -> DataFrame:
-    """Each accepted record's Kafka partition, event time and whether it is a heartbeat (trades
-    and heartbeats, duplicates and late ones too): they tell the sink how far the watermark
-    moved (`jobs.closing`)."""
-    return events.select("kafka_partition", "event_time", (F.col("type") == RECORD_HEARTBEAT).alias("is_heartbeat"))
+def heartbeats(events: DataFrame) -> DataFrame:
+    """The accepted heartbeats' Kafka partitions and times: with the bar updates' newest trades,
+    they tell the sink how far the watermark moved (`jobs.closing`)."""
+    return events.where(F.col("type") == RECORD_HEARTBEAT).select("kafka_partition", "event_time")
 
 
 def one_second_bars(trades: DataFrame) -> DataFrame:
     """`lake.schema.OHLC` rows; see `bar_updates`."""
-    return bar_updates(trades).drop(LAST_EVENT_TIME)
+    return bar_updates(trades).drop(LAST_EVENT_TIME, LAST_PARTITION)
 
 
 def bar_updates(trades: DataFrame) -> DataFrame:
@@ -64,6 +63,7 @@ def bar_updates(trades: DataFrame) -> DataFrame:
         F.min_by("trade_id", order).alias("first_trade_id"),
         F.max_by("trade_id", order).alias("last_trade_id"),
         F.max("event_time").alias(LAST_EVENT_TIME),
+        F.max_by("kafka_partition", "event_time").alias(LAST_PARTITION),
     )
     return bars.select(
         "exchange",
@@ -84,4 +84,5 @@ def bar_updates(trades: DataFrame) -> DataFrame:
         "last_trade_id",
         F.to_date(F.col("window.start")).alias("date"),
         LAST_EVENT_TIME,
-    ).select(*column_names(OHLC), LAST_EVENT_TIME)
+        LAST_PARTITION,
+    ).select(*column_names(OHLC), LAST_EVENT_TIME, LAST_PARTITION)

@@ -32,7 +32,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-LAST_EVENT_TIME = "last_event_time"  # the update rows' extra column: the window's newest trade time
+# The update rows' extra columns: the window's newest trade time and that trade's Kafka partition.
+LAST_EVENT_TIME = "last_event_time"
+LAST_PARTITION = "last_partition"
 
 Key = tuple[str, str, int]  # exchange, symbol, window_start in epoch µs
 
@@ -64,11 +66,11 @@ class BarCloser:
     open: pa.Table | None = None  # open windows' newest versions (the bars' columns)
     just_closed: dict[Key, int] = field(default_factory=dict)  # released by the last batch: trade counts
 
-    def apply(self, updates: pa.Table, event_times: pa.Table) -> Released:
-        """One batch's changed windows (with LAST_EVENT_TIME) and its accepted records'
-        (kafka_partition, event_time) -> the windows it closes."""
+    def apply(self, updates: pa.Table, heartbeats: pa.Table) -> Released:
+        """One batch's changed windows (with LAST_EVENT_TIME and LAST_PARTITION) and its accepted
+        heartbeats (kafka_partition, event_time) -> the windows it closes."""
         before = self.floor_us
-        bars = updates.drop_columns([LAST_EVENT_TIME])
+        bars = updates.drop_columns([LAST_EVENT_TIME, LAST_PARTITION])
         keys = _keys(bars)
         ends = _micros(bars["window_end"])
         late_rows = [before is not None and end <= before for end in ends]
@@ -77,7 +79,7 @@ class BarCloser:
             if is_late:
                 released = self.just_closed.get(key)
                 late += count - released if released is not None and count >= released else count
-        self._advance(event_times)
+        self._advance(updates, heartbeats)
         on_time = bars.filter(pa.array([not x for x in late_rows], pa.bool_()))
         changed = set(_keys(on_time))
         if self.open is not None and self.open.num_rows:
@@ -92,17 +94,31 @@ class BarCloser:
         self.just_closed = dict(zip(_keys(final), final["trade_count"].to_pylist(), strict=True))
         return Released(final, late)
 
-    def _advance(self, event_times: pa.Table) -> None:
+    def _advance(self, updates: pa.Table, heartbeats: pa.Table) -> None:
         """Move the watermark to the newer of: the oldest of the newest event times of the
         partitions in this batch, and the newest heartbeat (a venue's word that it has
-        nothing older to send), less the delay."""
-        if not event_times.num_rows:
+        nothing older to send), less the delay.
+
+        A partition's newest time is taken from the windows this batch changed (their newest
+        trade) and its heartbeats. With every symbol in one partition (the ingestor keys by
+        symbol) that is exact; a window fed by two partitions only holds the watermark back.
+        """
+        times = pa.concat_tables(
+            [
+                updates.select([LAST_PARTITION, LAST_EVENT_TIME]).rename_columns(["kafka_partition", "event_time"]),
+                heartbeats.select(["kafka_partition", "event_time"]).cast(
+                    pa.schema([("kafka_partition", updates.schema.field(LAST_PARTITION).type),
+                               ("event_time", updates.schema.field(LAST_EVENT_TIME).type)])
+                ),
+            ]
+        )  # fmt: skip
+        if not times.num_rows:
             return
-        newest = event_times.group_by("kafka_partition").aggregate([("event_time", "max")])
+        newest = times.group_by("kafka_partition").aggregate([("event_time", "max")])
         for partition, t in zip(newest["kafka_partition"].to_pylist(), _micros(newest["event_time_max"]), strict=True):
             if t is not None:
                 self.newest_us[partition] = max(t, self.newest_us.get(partition, t))
-        beats = [t for t in _micros(event_times.filter(event_times["is_heartbeat"])["event_time"]) if t is not None]
+        beats = [t for t in _micros(heartbeats["event_time"]) if t is not None]
         if beats:
             self.heartbeat_us = max(beats if self.heartbeat_us is None else [self.heartbeat_us, *beats])
         present = [self.newest_us[p] for p in newest["kafka_partition"].to_pylist() if p in self.newest_us]

@@ -50,7 +50,7 @@ VOLATILITY_TABLE = "volatility"
 # The branches lake/ohlc is made of: the bars query's update rows (OHLC + LAST_EVENT_TIME) and
 # the accepted heartbeats' event times.
 BAR_UPDATES = "bar_updates"
-EVENT_TIMES = "event_times"
+HEARTBEATS = "heartbeats"
 SORT_BY = {"ohlc": "window_start", VOLATILITY_TABLE: "window_start"}
 STATES_KEPT = 3
 
@@ -92,7 +92,7 @@ class LakeSink:
         volatility_windows_s: tuple[int, ...] | None = None,
         watermark_delay_ms: int | None = None,
     ) -> None:
-        """With "ohlc" among `tables`, each batch carries BAR_UPDATES and EVENT_TIMES instead, and
+        """With "ohlc" among `tables`, each batch carries BAR_UPDATES and HEARTBEATS instead, and
         `watermark_delay_ms` is the query's; `volatility_windows_s`: compute lake/volatility from
         the released bars with these windows."""
         if "ohlc" in tables and watermark_delay_ms is None:
@@ -147,12 +147,12 @@ class LakeSink:
             return {}
         bars = "ohlc" in self.tables
         tables = split_tables(
-            batch, [n for n in self.tables if n != "ohlc"] + ([BAR_UPDATES, EVENT_TIMES] if bars else [])
+            batch, [n for n in self.tables if n != "ohlc"] + ([BAR_UPDATES, HEARTBEATS] if bars else [])
         )
         closer, volatility_state = self._state_before(batch_id)
         late = 0
         if bars:
-            released = closer.apply(tables[BAR_UPDATES], tables[EVENT_TIMES])
+            released = closer.apply(tables[BAR_UPDATES], tables[HEARTBEATS])
             tables["ohlc"], late = released.final, released.late_trades
             if late:
                 log.warning("batch %d: %d trades came after their window was written: counted as late", batch_id, late)

@@ -23,12 +23,12 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import StreamingQuery
 
-from jobs.bars import bar_updates, event_times, unique_trades
+from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
-from jobs.lake_sink import BAR_UPDATES, EVENT_TIMES, STREAM_TABLES, LakeSink, tables_frame
+from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
-from jobs.trades import accepted, is_valid, parse, read_once, rejected
+from jobs.trades import accepted, parse, read_once, rejected
 from lake import logs
 from lake.settings import Settings, interval_ms, load
 
@@ -92,7 +92,7 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
     return tables_frame(
         {
             BAR_UPDATES: bar_updates(unique_trades(accepted(events))),
-            EVENT_TIMES: event_times(events.where(is_valid())),
+            HEARTBEATS: heartbeats(accepted(events)),
             "rejects": rejected(events).unionByName(rejected(feed)),
             "feed_events": accepted_feed_events(feed),
         }

@@ -24,6 +24,7 @@ PARSED_METRIC = "parsed"  # observed per batch: records read from the trades top
 # What `accepted` and `rejected` read from the parsed events; the raw value and key only for rejects.
 ACCEPTED_COLUMNS = (
     "type", "exchange", "symbol", "price_dec", "quantity_dec", "timestamp", "trade_id", "is_buyer_maker", "event_time",
+    "kafka_partition",
 )  # fmt: skip
 REJECT_COLUMNS = ("reason", "raw", "kafka_key", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 REJECT_ONLY_COLUMNS = ("raw", "kafka_key")

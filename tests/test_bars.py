@@ -33,6 +33,7 @@ def _trades(spark: SparkSession, rows: list[tuple[str, str, int, int, bool]]) ->
         "trade_id",
         "is_buyer_maker",
         F.timestamp_millis("timestamp").alias("event_time"),
+        F.lit(0).cast("long").alias("kafka_partition"),
     )
 
 

@@ -12,8 +12,8 @@ import pytest
 
 import jobs.lake_sink as lake_sink
 import lake
-from jobs.closing import LAST_EVENT_TIME
-from jobs.lake_sink import BAR_UPDATES, EVENT_TIMES, STREAM_TABLES, LakeSink
+from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION
+from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink
 from lake import writer
 from lake.commit_log import LOG_DIR, committed_files
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
@@ -42,16 +42,18 @@ def _batch(bars: list[dict[str, Any]], rejects: list[dict[str, Any]] | None = No
     """One micro-batch as `tables_frame` hands it over: a struct column per branch, null in other
     rows. Its bars are updates whose newest trade is the batch's newest event, and a heartbeat
     one watermark delay after their end closes them all in the same batch."""
-    updates_type = pa.struct([*to_arrow(OHLC), pa.field(LAST_EVENT_TIME, pa.timestamp("us", "UTC"))])
-    times_type = pa.struct(
-        [("kafka_partition", pa.int64()), ("event_time", pa.timestamp("us", "UTC")), ("is_heartbeat", pa.bool_())]
+    updates_type = pa.struct(
+        [*to_arrow(OHLC), pa.field(LAST_EVENT_TIME, pa.timestamp("us", "UTC")), pa.field(LAST_PARTITION, pa.int64())]
     )
+    heartbeats_type = pa.struct([("kafka_partition", pa.int64()), ("event_time", pa.timestamp("us", "UTC"))])
     rejects_type = pa.struct(list(to_arrow(REJECTS)))
-    schema = pa.schema([(BAR_UPDATES, updates_type), (EVENT_TIMES, times_type), ("rejects", rejects_type)])
-    rows: list[dict[str, Any]] = [{BAR_UPDATES: {**b, LAST_EVENT_TIME: b["window_start"]}} for b in bars]
+    schema = pa.schema([(BAR_UPDATES, updates_type), (HEARTBEATS, heartbeats_type), ("rejects", rejects_type)])
+    rows: list[dict[str, Any]] = [
+        {BAR_UPDATES: {**b, LAST_EVENT_TIME: b["window_start"], LAST_PARTITION: 0}} for b in bars
+    ]
     if bars:
         beat = max(b["window_end"] for b in bars) + dt.timedelta(milliseconds=DELAY_MS)
-        rows.append({EVENT_TIMES: {"kafka_partition": 0, "event_time": beat, "is_heartbeat": True}})
+        rows.append({HEARTBEATS: {"kafka_partition": 0, "event_time": beat}})
     rows += [{"rejects": r} for r in rejects or []]
     return pa.Table.from_pylist(rows, schema=schema)
 
