@@ -68,6 +68,13 @@ def job_args(bootstrap: str, topic: str, work: Path) -> list[str]:
     ]  # fmt: skip
 
 
+def batch_seconds(lake_dir: Path, query: str) -> list[float]:
+    """Each data batch's duration, in batch order."""
+    lines = [json.loads(x) for p in (lake_dir / "_progress").glob(f"date=*/{query}.ndjson") for x in p.open()]
+    batches = sorted((r for r in lines if r["input_rows"] > 0), key=lambda r: int(r["batch_id"]))
+    return [float(r["batch_duration_ms"]) / 1000 for r in batches]
+
+
 def span_rate(lake_dir: Path, query: str) -> tuple[int, float]:
     """(input rows, seconds from the first data batch's start to the last one's end)."""
     lines = [json.loads(x) for p in (lake_dir / "_progress").glob(f"date=*/{query}.ndjson") for x in p.open()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,7 +30,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 from common import broker, new_topic
-from e2e import BATCH, _env, job_args, new_topic_named, publish, span_rate
+from e2e import BATCH, _env, batch_seconds, job_args, new_topic_named, publish, span_rate
 
 import lake
 from lake.settings import REPO_ROOT
@@ -126,6 +127,9 @@ def main() -> int:
               f"{peer_rate:,.0f} records/s; whole process {peer_wall:.1f}s")  # fmt: skip
         print(f"job (Spark, local[2]):          {rows:,} records in {seconds:.1f}s = {job_rate:,.0f} records/s; "
               f"whole process {job_wall:.1f}s")  # fmt: skip
+        durations = batch_seconds(work / "job" / "lake", "ohlc")
+        print(f"job batches of {BATCH:,}: first {durations[0]:.1f}s (JVM warm-up), then median "
+              f"{statistics.median(durations[1:] or durations):.2f}s")  # fmt: skip
         print(f"ratio job/peer: {job_rate / peer_rate:.2f} (target >= 3); whole process: {peer_wall / job_wall:.2f}")
         print(f"bars: job {len(ours):,}, peer {len(theirs):,}, both {len(both):,}, differing {len(differ)}; "
               f"only in the peer: {len(theirs.keys() - ours.keys())}")  # fmt: skip

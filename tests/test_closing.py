@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -39,7 +40,7 @@ def _update(symbol: str, second: int, trades: int, close: str = "100", newest_ms
 
 
 def _apply(
-    closer: BarCloser, updates: list[dict[str, Any]], heartbeats: list[tuple[int, int]] = ()
+    closer: BarCloser, updates: list[dict[str, Any]], heartbeats: Sequence[tuple[int, int]] = ()
 ) -> tuple[list[tuple[str, int, int]], int]:
     """heartbeats: (partition, ms) -> released (symbol, second, trade_count) and the late trades."""
     rows = [{"kafka_partition": p, "event_time": _at(ms)} for p, ms in heartbeats]
