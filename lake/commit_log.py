@@ -38,7 +38,7 @@ def log_files(table_dir: Path) -> list[Path]:
     return [p for _, p in sorted(chosen)]
 
 
-def _relative(uri: str) -> str:
+def relative_path(uri: str) -> str:
     """The part of a logged path below the table folder: partition folders + file name.
 
     String work only: this runs once per committed file (tens of thousands per table).
@@ -64,7 +64,7 @@ def committed_relative(table_dir: Path) -> list[str]:
             if not line.strip():
                 continue
             entry = orjson.loads(line)
-            rel = _relative(entry["path"])
+            rel = relative_path(entry["path"])
             if entry.get("action", "add") == "add":
                 files[rel] = None
             else:

@@ -1,18 +1,26 @@
 """Compaction and retention for the lake's tables.
 
-`compact` rewrites each closed partition's live files (the stream job's one-file-per-batch
-output, plus any earlier compacted file) into one Parquet file sorted by time, under
+`compact` rewrites a partition's live files (the stream job's one file per batch, plus any
+earlier compacted file) into fewer, time-sorted Parquet files under
 `<table>/_compacted/<partition>/`, then commits a new manifest version that swaps them
-(`lake.manifest`). The stream job keeps writing while this runs: it never writes into a
-closed partition, and if it did, its new file would not be in `replaces` and would stay
-visible. Readers of `lake.connect()` see exactly the same rows before, during and after.
+(`lake.manifest`):
+- a closed partition (its date before the cutoff) ends as one file;
+- an open one (today) as one file per hour of its rows (`part-h<HH>-…`): each run merges the
+  files written since the last one into their hours' files, so today's partition holds at
+  most 24 compacted files plus what the job wrote since.
 
-A partition is closed when its date is before the cutoff: `before` if given, else the date
-of the table's newest watermark in `lake/_progress` (for tables without event time, rejects
-and feed events: today, UTC), and never today or later.
+Every committed file holds final rows and never changes (the job writes a bar once the
+watermark has closed it), so any committed file may be compacted at any time; the cutoff
+only decides the layout. The stream job keeps writing while this runs: a file of a batch the
+compaction did not take stays visible. Readers of `lake.connect()` see exactly the same rows
+before, during and after.
+
+The cutoff is `before` if given, else the date of the table's newest watermark in
+`lake/_progress` (for tables without event time, rejects and feed events: today, UTC), and
+never later than today.
 
 `vacuum` removes partitions whose date is older than the retention, and deletes files that no
-reader needs any more (the small files a compaction replaced, once `grace` has passed, so a
+reader needs any more (the files a compaction replaced, once `grace` has passed, so a
 connection opened just before the compaction can still read them). Spark's own sink log keeps
 listing deleted files: a Spark batch read of the table after a vacuum needs
 `spark.sql.files.ignoreMissingFiles=true`; `lake.connect()` needs nothing.
@@ -22,26 +30,34 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import re
 import time
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 from tqdm import tqdm
 
 from lake.manifest import (
     COMPACTED_DIR,
+    Manifest,
+    ManifestConflict,
     PartitionEntry,
+    batch_of,
+    hidden,
     partition_of,
     read_manifest,
+    replaced_files,
     sink_files,
     write_manifest,
 )
 from lake.reader import progress_view_sql
-from lake.schema import PARTITION_COLUMNS, TABLES, duckdb_type
+from lake.schema import PARTITION_COLUMNS, ROW_TIME, TABLES, duckdb_type
 
 log = logging.getLogger("lake.compaction")
 
@@ -96,28 +112,79 @@ def cutoff_date(lake: Path, table: str, before: dt.date | None, today: dt.date |
 
 
 def _rewrite(
-    con: duckdb.DuckDBPyConnection, table: str, table_dir: Path, partition: str, files: list[Path]
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    table_dir: Path,
+    partition: str,
+    files: list[Path],
+    hour: dt.datetime | None = None,
 ) -> tuple[str, int]:
-    """One sorted Parquet file with the rows of `files`; returns (relative path, rows)."""
+    """One time-sorted Parquet file with the rows of `files` (only those of `hour`, if given);
+    returns (path relative to the table, rows)."""
     partition_cols = PARTITION_COLUMNS[table]
     columns = [c for c in TABLES[table] if c.name not in partition_cols]
     if table == "volatility":  # the windows are configurable: keep whatever columns the files hold
         select = "* EXCLUDE (" + ", ".join(partition_cols) + ")"
     else:
         select = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
-    order = "window_start" if table in ("ohlc", "volatility") else "1"
-    relative = f"{COMPACTED_DIR}/{partition}/part-{uuid.uuid4().hex}.parquet"
+    order = ROW_TIME[table]
+    where = ""
+    params: list[Any] = [[str(f) for f in files]]
+    name = f"part-{uuid.uuid4().hex}.parquet"
+    if hour is not None:
+        where = f" WHERE date_trunc('hour', {order}) = ?"
+        params.append(hour)
+        name = f"part-h{hour.hour:02d}-{uuid.uuid4().hex}.parquet"
+    relative = f"{COMPACTED_DIR}/{partition}/{name}"
     target = table_dir / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name("." + target.name + ".tmp")
     con.execute(
-        f"COPY (SELECT {select} FROM read_parquet(?, hive_partitioning = true, union_by_name = true) "
+        f"COPY (SELECT {select} FROM read_parquet(?, hive_partitioning = true, union_by_name = true){where} "
         f"ORDER BY {order}) TO '{tmp}' (FORMAT parquet, COMPRESSION zstd)",
-        [[str(f) for f in files]],
+        params,
     )
     tmp.rename(target)
     rows = con.execute("SELECT count(*) FROM read_parquet(?)", [str(target)]).fetchall()[0][0]
     return relative, int(rows)
+
+
+_HOUR_FILE = re.compile(r"/part-h(\d\d)-[^/]*$")
+
+
+def file_hour(relative: str) -> int | None:
+    """The hour of a compacted hour file (`part-h<HH>-…`), None for a whole partition's file."""
+    m = _HOUR_FILE.search("/" + relative)
+    return int(m[1]) if m else None
+
+
+@dataclass
+class _Work:
+    partition: str
+    fresh: list[str]  # live sink files the compaction takes
+    closed: bool  # one file for the partition, else one per hour
+
+
+def _plan(manifest: Manifest, sink: list[str], cutoff: dt.date, in_day: bool) -> list[_Work]:
+    replaced = replaced_files(manifest)
+    by_partition: dict[str, list[str]] = defaultdict(list)
+    for rel in sink:
+        if not hidden(rel, manifest, replaced):
+            by_partition[partition_of(rel)].append(rel)
+    todo = []
+    for partition in sorted(set(by_partition) | set(manifest.partitions)):
+        day = partition_date(partition)
+        if day is None or partition in manifest.retired:
+            continue
+        fresh = by_partition.get(partition, [])
+        entry = manifest.partitions.get(partition)
+        if day < cutoff:
+            hour_files = entry is not None and any(file_hour(f) is not None for f in entry.files)
+            if (fresh and (len(fresh) > 1 or entry is not None)) or hour_files:
+                todo.append(_Work(partition, fresh, closed=True))
+        elif in_day and fresh:
+            todo.append(_Work(partition, fresh, closed=False))
+    return todo
 
 
 def compact(
@@ -127,31 +194,22 @@ def compact(
     *,
     progress: bool = True,
     commit_every: int = 50,
+    in_day: bool = False,
 ) -> CompactionReport:
-    """Rewrite the closed partitions of `table` into one file each (see the module docstring)."""
+    """Compact `table`'s closed partitions, and with `in_day` its open ones by hour (see the module docstring)."""
     started = time.perf_counter()
     lake = Path(lake).resolve()
     table_dir = lake / table
     cutoff = cutoff_date(lake, table, before)
+    sink = sink_files(table_dir)  # before the manifest, as readers do
     manifest = read_manifest(table_dir)
-    by_partition: dict[str, list[str]] = defaultdict(list)
-    for rel in sink_files(table_dir):
-        by_partition[partition_of(rel)].append(rel)
-    replaced = {f for e in manifest.partitions.values() for f in e.replaces}
-    todo = []
-    for partition, files in sorted(by_partition.items()):
-        day = partition_date(partition)
-        if day is None or day >= cutoff or partition in manifest.retired:
-            continue
-        fresh = [f for f in files if f not in replaced]
-        entry = manifest.partitions.get(partition)
-        if fresh and (len(fresh) > 1 or entry is not None):
-            todo.append((partition, fresh))
+    todo = _plan(manifest, sink, cutoff, in_day)
     files_before = rows_total = 0
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     pending: dict[str, PartitionEntry] = {}
     garbage: list[tuple[str, float]] = []
+    written: list[str] = []
 
     def commit() -> None:
         nonlocal manifest
@@ -163,25 +221,55 @@ def compact(
             partitions={**manifest.partitions, **pending},
             garbage=(*manifest.garbage, *garbage),
         )
-        write_manifest(table_dir, manifest)
+        try:
+            write_manifest(table_dir, manifest)
+        except ManifestConflict:
+            _delete(table_dir / f for f in written)  # this run's files: no manifest names them
+            raise
         pending.clear()
         garbage.clear()
+        written.clear()
 
-    for partition, fresh in tqdm(todo, desc=f"compact {table}", unit="partition", disable=not progress):
-        entry = manifest.partitions.get(partition)
+    for work in tqdm(todo, desc=f"compact {table}", unit="partition", disable=not progress):
+        entry = manifest.partitions.get(work.partition)
         old_files = list(entry.files) if entry else []
-        inputs = [table_dir / f for f in (*old_files, *fresh)]
-        relative, rows = _rewrite(con, table, table_dir, partition, inputs)
+        fresh_paths = [table_dir / f for f in work.fresh]
         now = time.time()
-        pending[partition] = PartitionEntry(
-            files=(relative,),
-            replaces=(*(entry.replaces if entry else ()), *fresh),
-            rows=rows,
+        if work.closed:
+            relative, _ = _rewrite(
+                con, table, table_dir, work.partition, [table_dir / f for f in old_files] + fresh_paths
+            )
+            new_files, dropped = [relative], old_files
+        else:
+            hours = [
+                row[0]
+                for row in con.execute(
+                    f"SELECT DISTINCT date_trunc('hour', {ROW_TIME[table]}) FROM read_parquet(?) ORDER BY 1",
+                    [[str(f) for f in fresh_paths]],
+                ).fetchall()
+            ]
+            new_files, dropped = [], []
+            for hour in hours:
+                old_hour = [f for f in old_files if file_hour(f) == hour.hour]
+                relative, _ = _rewrite(
+                    con, table, table_dir, work.partition, [table_dir / f for f in old_hour] + fresh_paths, hour
+                )
+                new_files.append(relative)
+                dropped += old_hour
+            new_files = sorted([f for f in old_files if f not in dropped] + new_files)
+        written.extend(f for f in new_files if f not in old_files)
+        untagged = [f for f in work.fresh if batch_of(f) is None]
+        tagged = [f for f in work.fresh if batch_of(f) is not None]
+        pending[work.partition] = PartitionEntry(
+            files=tuple(new_files),
+            replaces=(*(entry.replaces if entry else ()), *untagged),
+            rows=sum(pq.read_metadata(table_dir / f).num_rows for f in new_files),
             compacted_at=now,
+            sealed_batch=max([batch_of(f) or -1 for f in tagged] + [entry.sealed_batch if entry else -1]),
         )
-        garbage.extend((f, now) for f in old_files)
-        files_before += len(inputs)
-        rows_total += rows
+        garbage.extend((f, now) for f in (*dropped, *tagged))
+        files_before += len(old_files) + len(work.fresh)
+        rows_total += sum(pq.read_metadata(table_dir / f).num_rows for f in new_files)
         if len(pending) >= commit_every:
             commit()
     commit()

@@ -7,8 +7,21 @@ manifest, `<table>/_compacted/_manifest/<version>.json`; vacuum records retired 
 Readers take the newest manifest version:
 
     live files = sink-log files - files some partition's entry `replaces`
+                               - files of batches up to the entry's `sealed_batch`
                                - files in a retired partition
                + every partition entry's compacted `files`
+
+The stream job's writer (`lake.writer.write_batch`) names each file after its log batch
+(`part-b<N>-…`), and a committed file never changes. So a compaction that took a partition's
+files of every batch up to N records just N (`sealed_batch`), not a list of files: a file
+of a later batch stays visible until the next compaction takes it. Files without a batch in
+their name (written by Spark's own file sink or by `lake.writer.append`) are listed in
+`replaces` instead.
+
+A reader reads the sink log *before* the manifest. The writer leaves out of its log's
+compactions the files the newest manifest has replaced (so the log stays as small as the
+uncompacted part of the lake); read in this order, a log that no longer lists a file always
+comes with a manifest that has its rows.
 
 A manifest version is written once (to a temporary name, then linked into place, which fails
 if that version exists), so a reader sees the state before a compaction or after it, never
@@ -20,6 +33,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +56,7 @@ class PartitionEntry:
     replaces: tuple[str, ...]
     rows: int
     compacted_at: float  # epoch seconds
+    sealed_batch: int = -1  # sink files named after a log batch up to this one are in `files`
 
 
 @dataclass(frozen=True)
@@ -61,6 +76,7 @@ class Manifest:
                         "replaces": list(e.replaces),
                         "rows": e.rows,
                         "compacted_at": e.compacted_at,
+                        "sealed_batch": e.sealed_batch,
                     }
                     for key, e in sorted(self.partitions.items())
                 },
@@ -81,12 +97,36 @@ class Manifest:
                     replaces=tuple(e["replaces"]),
                     rows=int(e["rows"]),
                     compacted_at=float(e["compacted_at"]),
+                    sealed_batch=int(e.get("sealed_batch", -1)),
                 )
                 for key, e in data["partitions"].items()
             },
             retired=frozenset(data.get("retired", ())),
             garbage=tuple((str(p), float(t)) for p, t in data.get("garbage", ())),
         )
+
+
+_BATCH = re.compile(r"/part-b(\d+)-[^/]*$")
+
+
+def batch_of(relative: str) -> int | None:
+    """The log batch a sink file was written by, from its name (None for other writers' files)."""
+    m = _BATCH.search("/" + relative)
+    return int(m[1]) if m else None
+
+
+def hidden(relative: str, manifest: Manifest, replaced: set[str]) -> bool:
+    """Whether a sink-log file is superseded by the manifest (its rows are in compacted files or retired)."""
+    partition = partition_of(relative)
+    if partition in manifest.retired or relative in replaced:
+        return True
+    entry = manifest.partitions.get(partition)
+    batch = batch_of(relative)
+    return entry is not None and batch is not None and batch <= entry.sealed_batch
+
+
+def replaced_files(manifest: Manifest) -> set[str]:
+    return {f for e in manifest.partitions.values() for f in e.replaces}
 
 
 def partition_of(relative: str) -> str:
@@ -146,9 +186,10 @@ def live_files(table_dir: Path, manifest: Manifest | None = None) -> list[Path]:
 
 def live_paths(table_dir: Path, manifest: Manifest | None = None) -> list[str]:
     """`live_files` as strings: what the reader puts in its views, without 10^4 Path objects."""
+    sink = sink_files(table_dir)  # before the manifest: see the module docstring
     manifest = manifest if manifest is not None else read_manifest(table_dir)
-    replaced = {f for e in manifest.partitions.values() for f in e.replaces}
+    replaced = replaced_files(manifest)
     live = [f for _, e in sorted(manifest.partitions.items()) for f in e.files]
-    live += [rel for rel in sink_files(table_dir) if rel not in replaced and partition_of(rel) not in manifest.retired]
+    live += [rel for rel in sink if not hidden(rel, manifest, replaced)]
     prefix = str(table_dir).rstrip("/") + "/"
     return [prefix + rel for rel in live]

@@ -227,6 +227,15 @@ TABLES: dict[str, tuple[Column, ...]] = {
     "volatility": VOLATILITY,
     "predictions": PREDICTIONS,
 }
+# The column that places each table's rows in time: files are sorted by it, and a compaction
+# of today's partitions groups rows into hours by it.
+ROW_TIME: dict[str, str] = {
+    "ohlc": "window_start",
+    "rejects": "kafka_timestamp",
+    "feed_events": "event_time",
+    "volatility": "window_start",
+    "predictions": "time",
+}
 PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
     "ohlc": ("symbol", "date"),
     "rejects": ("date",),

@@ -20,7 +20,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.commit_log import LOG_DIR, log_files
+from lake.commit_log import LOG_DIR, log_files, relative_path
+from lake.manifest import hidden, read_manifest, replaced_files
 from lake.schema import PARTITION_COLUMNS, Column, to_arrow
 
 # As Spark's file sink: every 10th batch's log file (`N.compact`) folds in all entries so far,
@@ -70,8 +71,13 @@ def _commit(log_dir: Path, lines: list[str]) -> int:
         raise RuntimeError(f"{log_dir}: could not claim a batch number")
 
 
-def _write_files(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...], sort_by: str | None) -> list[str]:
-    """Data files for `rows`, one per table partition; returns their log lines (nothing committed yet)."""
+def _write_files(
+    lake: Path, table: str, rows: pa.Table, columns: tuple[Column, ...], sort_by: str | None, batch: int | None = None
+) -> list[str]:
+    """Data files for `rows`, one per table partition; returns their log lines (nothing committed yet).
+
+    With `batch`, each file is named after its log batch (`part-b<N>-…`), which lets a
+    compaction take every file up to a batch at once (`lake.manifest`)."""
     table_dir = lake / table
     parts = PARTITION_COLUMNS[table]
     schema = to_arrow(tuple(c for c in columns if c.name not in parts))
@@ -83,7 +89,8 @@ def _write_files(lake: Path, table: str, rows: pa.Table, columns: tuple[Column, 
     for values, idx in sorted(groups.items(), key=repr):
         folder = table_dir.joinpath(*(f"{p}={v}" for p, v in zip(parts, values, strict=True)))
         folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"part-00000-{uuid.uuid4()}.c000.zstd.parquet"
+        name = f"part-00000-{uuid.uuid4()}" if batch is None else f"part-b{batch}-{uuid.uuid4()}"
+        path = folder / f"{name}.c000.zstd.parquet"
         tmp = folder / f".{path.name}.tmp"
         part = rows.take(idx).select(schema.names).cast(schema)
         if sort_by is not None:
@@ -119,7 +126,7 @@ def write_batch(
     table_dir = lake / table
     if batch_committed(table_dir, batch_id):
         return False
-    entries = _write_files(lake, table, rows, columns, sort_by)
+    entries = _write_files(lake, table, rows, columns, sort_by, batch_id)
     log_dir = table_dir / LOG_DIR
     compact = (batch_id + 1) % COMPACT_INTERVAL == 0
     lines = (_live_entries(table_dir) + entries) if compact else entries
@@ -134,7 +141,10 @@ def write_batch(
 
 
 def _live_entries(table_dir: Path) -> list[str]:
-    """The log lines of every committed file (as a compaction writes them)."""
+    """The log lines of every committed file the compaction manifest has not replaced (as a log
+    compaction writes them): the log keeps only the part of the lake not yet compacted."""
+    manifest = read_manifest(table_dir)
+    replaced = replaced_files(manifest)
     lines: dict[str, str] = {}
     for log_file in log_files(table_dir):
         for line in log_file.read_text().splitlines()[1:]:
@@ -144,7 +154,7 @@ def _live_entries(table_dir: Path) -> list[str]:
                     lines[entry["path"]] = line
                 else:
                     lines.pop(entry["path"], None)
-    return list(lines.values())
+    return [line for path, line in lines.items() if not hidden(relative_path(path), manifest, replaced)]
 
 
 def _delete_superseded(log_dir: Path, compact_id: int) -> None:
