@@ -7,6 +7,7 @@
     python -m lake views > lake.sql              # then: duckdb -init lake.sql
     python -m lake compact [--table ohlc|all] [--before YYYY-MM-DD]
     python -m lake vacuum [--table ohlc|all] [--older-than 30d] [--grace 1h]
+    python -m lake maintain [--every 5m] [--retention 30d] [--grace 1h]   # compact + vacuum, all tables
 
 Queries run on a read-only connection (`lake.sandbox`): one SELECT at a time. Results are
 written to files by a separate DuckDB connection that sees only the result.
@@ -16,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import re
 import sys
 from pathlib import Path
 from typing import TextIO
@@ -24,26 +24,25 @@ from typing import TextIO
 import duckdb
 import pyarrow as pa
 
+from lake import maintenance
 from lake.compaction import DEFAULT_GRACE_S, compact, vacuum
 from lake.info import format_info, lake_info
 from lake.reader import connect, views_sql
 from lake.sandbox import QueryRefused, run_query
 from lake.schema import TABLES
-from lake.settings import Settings
+from lake.settings import Settings, duration
 
 FORMATS = ("table", "csv", "json", "parquet")
 SHELL_TIMEOUT_S = 600.0
 EXPORT_TIMEOUT_S = 3600.0
-_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_duration(text: str) -> dt.timedelta:
     """'30d', '12h', '90m', '45s' (or bare seconds, '60') -> a timedelta."""
-    match = _DURATION.fullmatch(text.strip())
-    if not match:
-        raise argparse.ArgumentTypeError(f"expected a duration like 30d, 12h, 90m or 45s, got {text!r}")
-    return dt.timedelta(seconds=int(match[1]) * _SECONDS[match[2] or "s"])
+    try:
+        return duration(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _date(text: str) -> dt.date:
@@ -171,6 +170,14 @@ def cmd_vacuum(args: argparse.Namespace, lake: Path) -> int:
     return 0
 
 
+def cmd_maintain(args: argparse.Namespace, lake: Path) -> int:
+    settings = Settings()
+    retention = args.retention or (duration(settings.lake_retention) if settings.lake_retention else None)
+    return maintenance.run(
+        lake, args.every, retention, args.grace if args.grace is not None else duration(settings.lake_grace), sys.stdout
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m lake", description="Query and maintain the Parquet lake.")
     parser.add_argument("--lake", help="lake folder (default: LAKE_PATH or ./lake)")
@@ -202,6 +209,15 @@ def build_parser() -> argparse.ArgumentParser:
     vac.add_argument("--older-than", type=parse_duration, help="retention, e.g. 30d (default: keep all dates)")
     vac.add_argument("--grace", type=parse_duration, default=dt.timedelta(seconds=DEFAULT_GRACE_S))
     vac.set_defaults(run=cmd_vacuum)
+    maint = sub.add_parser("maintain", help="compact (today by hour) and vacuum every table, once or repeatedly")
+    maint.add_argument("--every", type=parse_duration, help="repeat at this interval until interrupted, e.g. 5m")
+    maint.add_argument(
+        "--retention",
+        type=parse_duration,
+        help="keep partitions this long, e.g. 30d (default: LAKE_RETENTION, else all)",
+    )
+    maint.add_argument("--grace", type=parse_duration, help="delete replaced files after this (default: LAKE_GRACE)")
+    maint.set_defaults(run=cmd_maintain)
     return parser
 
 

@@ -58,12 +58,13 @@ from lake.manifest import (
 )
 from lake.reader import progress_view_sql
 from lake.schema import PARTITION_COLUMNS, ROW_TIME, TABLES, duckdb_type
+from lake.settings import Settings, duration
 
 log = logging.getLogger("lake.compaction")
 
 # The query in lake/_progress whose watermark closes each table's partitions.
 WATERMARK_QUERY = {"ohlc": "ohlc", "volatility": "ohlc"}
-DEFAULT_GRACE_S = 3600.0
+DEFAULT_GRACE_S = duration(Settings.model_fields["lake_grace"].default).total_seconds()
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,7 @@ class CompactionReport:
     cutoff: dt.date
     partitions: int  # partitions rewritten
     files_before: int  # live files in those partitions before
+    files_after: int
     rows: int
     seconds: float
 
@@ -204,7 +206,7 @@ def compact(
     sink = sink_files(table_dir)  # before the manifest, as readers do
     manifest = read_manifest(table_dir)
     todo = _plan(manifest, sink, cutoff, in_day)
-    files_before = rows_total = 0
+    files_before = files_after = rows_total = 0
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     pending: dict[str, PartitionEntry] = {}
@@ -269,12 +271,15 @@ def compact(
         )
         garbage.extend((f, now) for f in (*dropped, *tagged))
         files_before += len(old_files) + len(work.fresh)
+        files_after += len(new_files)
         rows_total += sum(pq.read_metadata(table_dir / f).num_rows for f in new_files)
         if len(pending) >= commit_every:
             commit()
     commit()
     con.close()
-    report = CompactionReport(table, cutoff, len(todo), files_before, rows_total, time.perf_counter() - started)
+    report = CompactionReport(
+        table, cutoff, len(todo), files_before, files_after, rows_total, time.perf_counter() - started
+    )
     log.info(
         "compacted table=%s partitions=%d files=%d rows=%d cutoff=%s in %.1fs",
         table, report.partitions, report.files_before, report.rows, cutoff, report.seconds,

@@ -7,6 +7,8 @@ flags override those through `Settings.with_overrides`.
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +51,13 @@ class Settings(BaseSettings):
     live_bars_emit_interval_ms: int = Field(default=50, ge=0)
     live_bars_rewind_s: float = Field(default=30.0, ge=0)
 
+    # Lake maintenance (`python -m lake maintain`): keep partitions this long (e.g. "30d"; empty:
+    # keep everything), delete replaced files once no reader can hold them (grace), and how
+    # often `make live` runs it.
+    lake_retention: str = ""
+    lake_maintain_every: str = "5m"
+    lake_grace: str = "1h"
+
     # `make live` (infra/live.py): its run folder (logs, lock, supervisor files) and the dashboard's port
     live_home: str = ".live"
     dashboard_port: int = Field(default=8501, ge=1, le=65535)
@@ -88,6 +97,13 @@ class Settings(BaseSettings):
             raise ValueError(f"expected distinct positive window lengths in seconds, got {value!r}")
         return tuple(sorted(value))
 
+    @field_validator("lake_retention", "lake_maintain_every", "lake_grace")
+    @classmethod
+    def _duration(cls, value: str) -> str:
+        if value:
+            duration(value)
+        return value
+
     @field_validator("stream_watermark", "stream_trigger")
     @classmethod
     def _interval(cls, value: str) -> str:
@@ -119,6 +135,16 @@ class Settings(BaseSettings):
 
 
 _UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}
+_DURATION = re.compile(r"(\d+)\s*([smhd]?)")
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def duration(text: str) -> dt.timedelta:
+    """'30d', '12h', '90m', '45s' (or bare seconds, '60') -> a timedelta."""
+    match = _DURATION.fullmatch(text.strip())
+    if not match:
+        raise ValueError(f"expected a duration like 30d, 12h, 90m or 45s, got {text!r}")
+    return dt.timedelta(seconds=int(match[1]) * _SECONDS[match[2] or "s"])
 
 
 def interval_ms(text: str) -> int:
