@@ -4,8 +4,9 @@
                           | --source synth:RATE[:SYMBOLS]] [--no-dashboard] [--duration S] [--status-every S]
 
 Starts the local broker (or uses the one `make kafka-up` started), creates the topics, then the
-stream job (final bars into the lake), the live-bar stream (`crypto.bars.live`), one ingestor
-per source and the dashboard. A component that dies is restarted with backoff and reported.
+stream job (final bars into the lake), the live-bar stream (`crypto.bars.live`), the lake's
+maintenance (`python -m lake maintain --every LAKE_MAINTAIN_EVERY`), one ingestor per source
+and the dashboard. A component that dies is restarted with backoff and reported.
 Ctrl-C or SIGTERM stops them in order: ingestors first (they flush), the live bars, the job,
 the dashboard, the broker last. Logs go to LIVE_HOME/logs/<component>.log.
 """
@@ -42,7 +43,7 @@ SPARK_ENV = {
     "SPARK_CONF_DIR": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",
     "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
 }  # fmt: skip
-STOP_ORDER = ["live_bars", "job", "dashboard", "broker"]  # after every ingestor
+STOP_ORDER = ["live_bars", "job", "maintain", "dashboard", "broker"]  # after every ingestor
 
 
 class AlreadyRunning(RuntimeError):
@@ -75,6 +76,7 @@ def core(settings: Settings, dashboard: bool) -> list[Component]:
     out = [
         Component("job", [SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py")], stop_timeout_s=30, env=SPARK_ENV),
         Component("live_bars", [PY, "-m", "jobs.live_bars"]),
+        Component("maintain", [PY, "-m", "lake", "maintain", "--every", settings.lake_maintain_every]),
     ]
     if dashboard:
         argv = [

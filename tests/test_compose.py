@@ -16,7 +16,7 @@ def compose() -> dict[str, Any]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert {"kafka", "ingestor", "stream-job", "live-bars", "dashboard"} <= set(compose["services"])
+    assert {"kafka", "ingestor", "stream-job", "live-bars", "maintain", "dashboard"} <= set(compose["services"])
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
 
 
