@@ -23,6 +23,9 @@
    baseline keeps reading the original per-batch files.
 4. A table of the timings and the targets after compaction: (a) and (c) < 100 ms, (b) < 2 s,
    and no query slower than the baseline.
+
+`--in-day` runs the in-day case instead (`bench/lake_in_day.py`): today's partition as the
+live job writes it, before and after `python -m lake maintain`.
 """
 
 from __future__ import annotations
@@ -724,6 +727,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--generate-only", action="store_true", help="write or check the cached lake, then stop")
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query, after one warm-up")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="generator processes")
+    parser.add_argument("--in-day", action="store_true", help="today's partition before and after maintenance instead")
     args = parser.parse_args()
     if min(args.days, args.symbols, args.batch_minutes, args.runs, args.workers) < 1:
         parser.error("--days, --symbols, --batch-minutes, --runs and --workers must be positive")
@@ -732,6 +736,10 @@ def parse_args() -> argparse.Namespace:
 
 def main() -> int:
     args = parse_args()
+    if args.in_day:
+        import lake_in_day  # bench/lake_in_day.py: the in-day case
+
+        return lake_in_day.run(args.symbols, args.runs)
     today = datetime.now(UTC).date()
     print(machine_line())
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -121,8 +121,10 @@ def hidden(relative: str, manifest: Manifest, replaced: set[str]) -> bool:
     if partition in manifest.retired or relative in replaced:
         return True
     entry = manifest.partitions.get(partition)
+    if entry is None or entry.sealed_batch < 0:
+        return False
     batch = batch_of(relative)
-    return entry is not None and batch is not None and batch <= entry.sealed_batch
+    return batch is not None and batch <= entry.sealed_batch
 
 
 def replaced_files(manifest: Manifest) -> set[str]:

@@ -1,0 +1,191 @@
+"""The in-day case of `bench/lake_query.py`: today's partition as the live job leaves it, before
+and after `python -m lake maintain`.
+
+    .venv/bin/python bench/lake_query.py --in-day [--symbols 10] [--runs 5]
+
+Today (UTC), 10 symbols, one 1-second bar per second per symbol, written with the stream
+job's own file names and sink log (`part-b<batch>-…`, `_spark_metadata`):
+- hours 00-22 one file per symbol per *minute* (the job writes one per second: 60x fewer
+  files here, so the "before" figures below are kinder than reality), and
+- the open hour 23:00-23:59:59 one file per symbol per *second*, as the job writes it.
+
+Three lakes, each query timed on a new `lake.connect()` (best of `--runs`):
+- **before**: no maintenance;
+- **maintained, open hour as written**: `maintain` ran at 23:00 (after hour 22), so hours
+  00-22 are one file each and the open hour is 3,600 files per symbol (the issue's case);
+- **maintained live**: `maintain` also ran during the open hour, the last pass 30 s before the
+  end (`LAKE_MAINTAIN_EVERY=30s`), so only the last 30 s are single files.
+The data lies after now: the bench needs a full day of today's partition.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import platform
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tqdm import tqdm
+
+import lake
+from lake.commit_log import LOG_DIR
+from lake.maintenance import maintain_once
+from lake.schema import OHLC, to_arrow
+from lake.writer import log_entry
+
+TARGETS_MS = {"connect": 150, "last 15 min, 1 s bars": 50, "24 h of 1 min candles": 150, "latest_bars": 50,
+              "dashboard market page (cold)": 300}  # fmt: skip
+FILE_SCHEMA = to_arrow(tuple(c for c in OHLC if c.name not in ("symbol", "date")))
+
+
+def day_bars(day: dt.date, symbols: int) -> dict[str, pa.Table]:
+    """A random walk of 1-second bars per symbol over the whole day, in the lake's types."""
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute("SELECT setseed(0.17)").fetchall()
+    start = dt.datetime.combine(day, dt.time(), dt.UTC).isoformat()
+    out = {}
+    for k in range(symbols):
+        table = con.sql(f"""
+            SELECT 'binance' AS exchange, t AS window_start, t + INTERVAL 1 SECOND AS window_end,
+                   p::DECIMAL(18,8) AS open, (p * 1.0002)::DECIMAL(18,8) AS high, (p * 0.9998)::DECIMAL(18,8) AS low,
+                   p::DECIMAL(18,8) AS close, (n * 0.01)::DECIMAL(28,8) AS volume,
+                   (p * n * 0.01)::DECIMAL(38,16) AS quote_volume, p::DOUBLE AS vwap, n::BIGINT AS trade_count,
+                   (n * 0.006)::DECIMAL(28,8) AS buy_volume, (n * 0.004)::DECIMAL(28,8) AS sell_volume,
+                   ({k} * 1e9 + i)::BIGINT AS first_trade_id, ({k} * 1e9 + i)::BIGINT AS last_trade_id
+            FROM (SELECT i, TIMESTAMPTZ '{start}' + to_seconds(i) AS t, 1 + i % 7 AS n,
+                         round({100 * (k + 1)} * exp(sum((random() - 0.5) * 0.002) OVER (ORDER BY i)), 8) AS p
+                  FROM range(86400) r(i))
+            ORDER BY i""").to_arrow_table()
+        assert table is not None
+        out[f"SYM{k}USDT"] = table.cast(FILE_SCHEMA)
+    return out
+
+
+class DayWriter:
+    """Files and sink log as the job's writer lays them out, written in bulk."""
+
+    def __init__(self, lake_dir: Path, day: dt.date, bars: dict[str, pa.Table]) -> None:
+        self.table_dir = lake_dir / "ohlc"
+        self.day = day
+        self.bars = bars
+        self.batch = 0
+
+    def write(self, first_s: int, last_s: int, step_s: int, desc: str) -> None:
+        """Batches of `step_s` seconds over [first_s, last_s) of the day; one log file for them all."""
+        entries = []
+        for lo in tqdm(range(first_s, last_s, step_s), desc=desc, unit="batch", leave=False):
+            for symbol, table in self.bars.items():
+                folder = self.table_dir / f"symbol={symbol}" / f"date={self.day}"
+                folder.mkdir(parents=True, exist_ok=True)
+                path = folder / f"part-b{self.batch}-{uuid.uuid4()}.c000.zstd.parquet"
+                pq.write_table(table.slice(lo, min(step_s, last_s - lo)), path, compression="zstd")
+                entries.append(json.dumps(log_entry(path, modification_ms=0)))
+            self.batch += 1
+        log_dir = self.table_dir / LOG_DIR
+        log_dir.mkdir(parents=True, exist_ok=True)
+        (log_dir / str(self.batch - 1)).write_text("\n".join(["v1", *entries]))
+
+
+def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> Path:
+    lake_dir = root / case
+    writer = DayWriter(lake_dir, day, bars)
+    writer.write(0, 23 * 3600, 60, f"{case}: hours 00-22")
+    quiet: list[str] = []
+    if case == "before":
+        writer.write(23 * 3600, 86400, 1, f"{case}: open hour")
+    elif case == "maintained, open hour as written":
+        maintain_once(lake_dir, None, 3600, quiet.append)
+        writer.write(23 * 3600, 86400, 1, f"{case}: open hour")
+    else:
+        maintain_once(lake_dir, None, 3600, quiet.append)
+        for lo in range(23 * 3600, 86400 - 30, 30):  # the live stack: a pass every 30 s
+            writer.write(lo, lo + 30, 1, f"{case}: {lo // 60 % 60:02d} min")
+            maintain_once(lake_dir, None, 3600, quiet.append)
+        writer.write(86400 - 30, 86400, 1, f"{case}: last 30 s")
+    return lake_dir
+
+
+def best_ms(action: Callable[[], Any], runs: int) -> float:
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        action()
+        times.append((time.perf_counter() - t) * 1000)
+    return min(times)
+
+
+def measure(lake_dir: Path, day: dt.date, symbol: str, runs: int) -> dict[str, float]:
+    end = dt.datetime.combine(day, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    since = end - dt.timedelta(minutes=15)
+    recent = f"SELECT * FROM ohlc WHERE symbol = '{symbol}' AND window_start >= TIMESTAMPTZ '{since}'"
+    day_ago = end - dt.timedelta(days=1)
+    candles = f"SELECT * FROM candles('{symbol}', INTERVAL 1 MINUTE, TIMESTAMPTZ '{day_ago}', TIMESTAMPTZ '{end}')"
+    checks = {
+        "last 15 min, 1 s bars": (recent, 900),
+        "24 h of 1 min candles": (candles, 1440),
+        "latest_bars": ("SELECT * FROM latest_bars", None),
+    }
+    out = {"connect": best_ms(lambda: lake.connect(lake_dir), runs)}
+    for name, (sql, rows) in checks.items():
+
+        def query(sql: str = sql) -> int:
+            return len(lake.connect(lake_dir).sql(sql).fetchall())
+
+        got = query()
+        assert rows is None or got == rows, f"{name}: {got} rows, expected {rows}"
+        out[name] = best_ms(query, runs) - out["connect"]
+    from dashboard_interaction import interaction, timed
+
+    out["dashboard market page (cold)"] = timed(interaction(str(lake_dir), symbol, "1m", "last 15 m"), runs) * 1000
+    return out
+
+
+def today_files(lake_dir: Path, day: dt.date, symbol: str) -> tuple[int, int]:
+    from lake.manifest import live_paths
+
+    files = [p for p in live_paths(lake_dir / "ohlc") if f"/date={day}/" in p]
+    per_symbol = [p for p in files if f"/symbol={symbol}/" in p]
+    return len(files), len(per_symbol)
+
+
+def run(symbols: int, runs: int) -> int:
+    day = dt.datetime.now(dt.UTC).date()
+    print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}, "
+          f"DuckDB {duckdb.__version__}; date {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
+    print(f"in-day lake: {symbols} symbols, {day}, hours 00-22 a file per minute, 23:00- a file per second")
+    bars = day_bars(day, symbols)
+    cases = ("before", "maintained, open hour as written", "maintained live (every 30 s)")
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="lake-in-day-") as tmp:
+        for case in cases:
+            lake_dir = build(Path(tmp), day, bars, case)
+            symbol = f"SYM{min(3, symbols - 1)}USDT"
+            results[case] = (measure(lake_dir, day, symbol, runs), today_files(lake_dir, day, symbol))
+            shutil.rmtree(lake_dir)
+            print(f"  {case}: done", flush=True)
+    print(
+        f"\n{'query (best of ' + str(runs) + ', new connection)':<34}"
+        + "".join(f"{c:>34}" for c in cases)
+        + "   target"
+    )
+    for name, target in TARGETS_MS.items():
+        cells = "".join(f"{results[c][0][name]:>31.0f} ms" for c in cases)
+        verdict = "PASS" if results[cases[-1]][0][name] < target else "MISS"
+        print(f"{name:<34}{cells}   < {target} ms ({verdict} maintained live)")
+    files = "".join(f"{f'{t:,} ({s:,} per symbol)':>34}" for t, s in (results[c][1] for c in cases))
+    print(f"{'files in today partition':<34}{files}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(run(10, 5))
