@@ -37,10 +37,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import lake
-from lake.commit_log import LOG_DIR
 from lake.maintenance import maintain_once
 from lake.schema import OHLC, to_arrow
-from lake.writer import log_entry
+from lake.writer import log_batch, log_entry
 
 TARGETS_MS = {"connect": 150, "last 15 min, 1 s bars": 50, "24 h of 1 min candles": 150, "latest_bars": 50,
               "dashboard market page (cold)": 300}  # fmt: skip
@@ -81,19 +80,19 @@ class DayWriter:
         self.batch = 0
 
     def write(self, first_s: int, last_s: int, step_s: int, desc: str) -> None:
-        """Batches of `step_s` seconds over [first_s, last_s) of the day; one log file for them all."""
-        entries = []
+        """Batches of `step_s` seconds over [first_s, last_s) of the day, each logged as the job's
+        writer logs it (`lake.writer.log_batch`: the log folded every 10th batch, leaving out
+        what a compaction replaced)."""
         for lo in tqdm(range(first_s, last_s, step_s), desc=desc, unit="batch", leave=False):
+            entries = []
             for symbol, table in self.bars.items():
                 folder = self.table_dir / f"symbol={symbol}" / f"date={self.day}"
                 folder.mkdir(parents=True, exist_ok=True)
                 path = folder / f"part-b{self.batch}-{uuid.uuid4()}.c000.zstd.parquet"
                 pq.write_table(table.slice(lo, min(step_s, last_s - lo)), path, compression="zstd")
                 entries.append(json.dumps(log_entry(path, modification_ms=0)))
+            log_batch(self.table_dir, self.batch, entries)
             self.batch += 1
-        log_dir = self.table_dir / LOG_DIR
-        log_dir.mkdir(parents=True, exist_ok=True)
-        (log_dir / str(self.batch - 1)).write_text("\n".join(["v1", *entries]))
 
 
 def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> Path:

@@ -126,7 +126,12 @@ def write_batch(
     table_dir = lake / table
     if batch_committed(table_dir, batch_id):
         return False
-    entries = _write_files(lake, table, rows, columns, sort_by, batch_id)
+    log_batch(table_dir, batch_id, _write_files(lake, table, rows, columns, sort_by, batch_id))
+    return True
+
+
+def log_batch(table_dir: Path, batch_id: int, entries: list[str]) -> None:
+    """Commit batch `batch_id`'s log lines as Spark's sink does, folding the log every 10th batch."""
     log_dir = table_dir / LOG_DIR
     compact = (batch_id + 1) % COMPACT_INTERVAL == 0
     lines = (_live_entries(table_dir) + entries) if compact else entries
@@ -137,7 +142,6 @@ def write_batch(
             raise RuntimeError(f"{log_dir}: batch {batch_id} was committed by another writer meanwhile") from None
     if compact:
         _delete_superseded(log_dir, batch_id)
-    return True
 
 
 def _live_entries(table_dir: Path) -> list[str]:
