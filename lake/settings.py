@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # keep everything), delete replaced files once no reader can hold them (grace), and how
     # often `make live` runs it.
     lake_retention: str = ""
-    lake_maintain_every: str = "5m"
+    lake_maintain_every: str = "30s"
     lake_grace: str = "1h"
 
     # `make live` (infra/live.py): its run folder (logs, lock, supervisor files) and the dashboard's port
