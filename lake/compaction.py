@@ -51,6 +51,7 @@ from lake.manifest import (
     batch_of,
     hidden,
     partition_of,
+    prune_versions,
     read_manifest,
     replaced_files,
     sink_files,
@@ -151,6 +152,28 @@ def _rewrite(
     return relative, int(rows)
 
 
+# Tables whose compaction also keeps each key's newest row in a small file, and the key.
+NEWEST_OF = {"ohlc": "exchange"}
+
+
+def _newest_rows(con: duckdb.DuckDBPyConnection, table: str, table_dir: Path, partition: str, files: list[Path]) -> str:
+    """A file with the newest row per NEWEST_OF key of `files`; returns its path relative to the table."""
+    partition_cols = PARTITION_COLUMNS[table]
+    cols = ", ".join(
+        f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in TABLES[table] if c.name not in partition_cols
+    )
+    relative = f"{COMPACTED_DIR}/{partition}/newest-{uuid.uuid4().hex}.parquet"
+    target = table_dir / relative
+    tmp = target.with_name("." + target.name + ".tmp")
+    con.execute(
+        f"COPY (SELECT {cols} FROM read_parquet(?, union_by_name = true) QUALIFY row_number() OVER "
+        f"(PARTITION BY {NEWEST_OF[table]} ORDER BY {ROW_TIME[table]} DESC) = 1) TO '{tmp}' (FORMAT parquet)",
+        [[str(f) for f in files]],
+    )
+    tmp.rename(target)
+    return relative
+
+
 _HOUR_FILE = re.compile(r"/part-h(\d\d)-[^/]*$")
 
 
@@ -204,7 +227,7 @@ def compact(
     table_dir = lake / table
     cutoff = cutoff_date(lake, table, before)
     sink = sink_files(table_dir)  # before the manifest, as readers do
-    manifest = read_manifest(table_dir)
+    manifest = read_manifest(table_dir, garbage=True)
     todo = _plan(manifest, sink, cutoff, in_day)
     files_before = files_after = rows_total = 0
     con = duckdb.connect()
@@ -259,6 +282,13 @@ def compact(
                 new_files.append(relative)
                 dropped += old_hour
             new_files = sorted([f for f in old_files if f not in dropped] + new_files)
+        newest = ""
+        if table in NEWEST_OF:  # each exchange's newest row: the old summary's and the new files'
+            sources = [entry.newest] if entry and entry.newest else old_files
+            newest = _newest_rows(con, table, table_dir, work.partition, [table_dir / f for f in sources] + fresh_paths)
+            written.append(newest)
+            if entry and entry.newest:
+                dropped.append(entry.newest)
         written.extend(f for f in new_files if f not in old_files)
         untagged = [f for f in work.fresh if batch_of(f) is None]
         tagged = [f for f in work.fresh if batch_of(f) is not None]
@@ -268,6 +298,7 @@ def compact(
             rows=sum(pq.read_metadata(table_dir / f).num_rows for f in new_files),
             compacted_at=now,
             sealed_batch=max([batch_of(f) or -1 for f in tagged] + [entry.sealed_batch if entry else -1]),
+            newest=newest,
         )
         garbage.extend((f, now) for f in (*dropped, *tagged))
         files_before += len(old_files) + len(work.fresh)
@@ -310,7 +341,7 @@ def vacuum(
     """Retire partitions older than `older_than` and delete files no reader needs any more."""
     lake = Path(lake).resolve()
     table_dir = lake / table
-    manifest = read_manifest(table_dir)
+    manifest = read_manifest(table_dir, garbage=True)
     today = today or dt.datetime.now(dt.UTC).date()
     sink = sink_files(table_dir)
     retire: set[str] = set()
@@ -324,7 +355,7 @@ def vacuum(
     for partition in retire:
         entry = kept_partitions.pop(partition, None)
         if entry is not None:
-            doomed.update(entry.files)
+            doomed.update((*entry.files, *([entry.newest] if entry.newest else [])))
     # Files of a retired partition are unreadable through the new manifest right away, but a
     # connection opened before may still read them: they are deleted after the grace period.
     new_garbage = [(f, now) for f in sink if partition_of(f) in retire] + [(f, now) for f in doomed]
@@ -350,6 +381,7 @@ def vacuum(
             ),
         )
     count, size = _delete(table_dir / f for f, _ in due)
+    prune_versions(table_dir, grace_s)  # old manifest versions: a pass every 30 s writes one
     report = VacuumReport(table, len(retire), count, size)
     log.info("vacuum table=%s retired=%d deleted=%d bytes=%d", table, len(retire), count, size)
     return report

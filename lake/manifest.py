@@ -35,6 +35,7 @@ import json
 import os
 import re
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -57,6 +58,7 @@ class PartitionEntry:
     rows: int
     compacted_at: float  # epoch seconds
     sealed_batch: int = -1  # sink files named after a log batch up to this one are in `files`
+    newest: str = ""  # ohlc: a file with each exchange's newest row of `files` (for `latest_bars`)
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class Manifest:
     garbage: tuple[tuple[str, float], ...] = ()  # (relative path, since): no longer read, not yet deleted
 
     def to_json(self) -> str:
+        """The manifest as readers read it; `garbage` goes to its own file (`write_manifest`)."""
         return json.dumps(
             {
                 "version": self.version,
@@ -77,18 +80,20 @@ class Manifest:
                         "rows": e.rows,
                         "compacted_at": e.compacted_at,
                         "sealed_batch": e.sealed_batch,
+                        "newest": e.newest,
                     }
                     for key, e in sorted(self.partitions.items())
                 },
                 "retired": sorted(self.retired),
-                "garbage": [list(g) for g in self.garbage],
             },
             separators=(",", ":"),
         )
 
     @classmethod
-    def from_json(cls, text: str) -> Manifest:
+    def from_json(cls, text: str, garbage: str | None = None) -> Manifest:
+        """`garbage`: the text of the version's garbage file, if wanted (readers do not need it)."""
         data = json.loads(text)
+        pending = json.loads(garbage) if garbage is not None else data.get("garbage", ())
         return cls(
             version=int(data["version"]),
             partitions={
@@ -98,11 +103,12 @@ class Manifest:
                     rows=int(e["rows"]),
                     compacted_at=float(e["compacted_at"]),
                     sealed_batch=int(e.get("sealed_batch", -1)),
+                    newest=str(e.get("newest", "")),
                 )
                 for key, e in data["partitions"].items()
             },
             retired=frozenset(data.get("retired", ())),
-            garbage=tuple((str(p), float(t)) for p, t in data.get("garbage", ())),
+            garbage=tuple((str(p), float(t)) for p, t in pending),
         )
 
 
@@ -145,27 +151,35 @@ def _version(path: Path) -> int | None:
     return int(stem) if path.name.endswith(".json") and stem.isdigit() else None
 
 
-def read_manifest(table_dir: Path) -> Manifest:
-    """The newest manifest version, or an empty one."""
+def _garbage_path(folder: Path, version: int) -> Path:
+    return folder / f"{version:08d}.garbage.json"
+
+
+def manifest_versions(table_dir: Path) -> list[tuple[int, Path]]:
     folder = manifest_dir(table_dir)
     if not folder.is_dir():
-        return Manifest()
-    versions = [(v, p) for p in folder.iterdir() if (v := _version(p)) is not None]
+        return []
+    return sorted((v, p) for p in folder.iterdir() if (v := _version(p)) is not None)
+
+
+def read_manifest(table_dir: Path, garbage: bool = False) -> Manifest:
+    """The newest manifest version, or an empty one; with `garbage`, also the files it has
+    replaced and not yet deleted (only compaction and vacuum need those: a long list)."""
+    versions = manifest_versions(table_dir)
     if not versions:
         return Manifest()
-    _, newest = max(versions)
-    return Manifest.from_json(newest.read_text(encoding="utf-8"))
+    version, newest = versions[-1]
+    pending = _garbage_path(newest.parent, version)
+    text = pending.read_text(encoding="utf-8") if garbage and pending.exists() else None
+    return Manifest.from_json(newest.read_text(encoding="utf-8"), text if garbage else None)
 
 
-def write_manifest(table_dir: Path, manifest: Manifest) -> None:
-    """Commit `manifest` as its version; ManifestConflict if that version exists already."""
-    folder = manifest_dir(table_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / f"{manifest.version:08d}.json"
+def _link_new(folder: Path, final: Path, text: str) -> None:
+    """Write `text` to `final` atomically; ManifestConflict if `final` exists."""
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=".json")
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as out:
-            out.write(manifest.to_json())
+            out.write(text)
             out.flush()
             os.fsync(out.fileno())
         try:
@@ -174,6 +188,31 @@ def write_manifest(table_dir: Path, manifest: Manifest) -> None:
             raise ManifestConflict(f"{final} exists: another compaction or vacuum committed first") from None
     finally:
         os.unlink(tmp)
+
+
+def write_manifest(table_dir: Path, manifest: Manifest) -> None:
+    """Commit `manifest` as its version; ManifestConflict if that version exists already.
+
+    The garbage file goes first: whoever links it owns the version, so a loser's garbage
+    (files still live in the winner's version) can never be taken for the winner's."""
+    folder = manifest_dir(table_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    _link_new(folder, _garbage_path(folder, manifest.version), json.dumps([list(g) for g in manifest.garbage]))
+    _link_new(folder, folder / f"{manifest.version:08d}.json", manifest.to_json())
+
+
+def prune_versions(table_dir: Path, older_than_s: float) -> int:
+    """Delete manifest versions (and their garbage files) but the newest, once older than
+    `older_than_s`: a reader reads the newest version as soon as it lists them."""
+    versions = manifest_versions(table_dir)
+    cutoff = time.time() - older_than_s
+    removed = 0
+    for version, path in versions[:-1]:
+        if path.stat().st_mtime < cutoff:
+            _garbage_path(path.parent, version).unlink(missing_ok=True)
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
 
 
 def sink_files(table_dir: Path) -> list[str]:
@@ -186,10 +225,20 @@ def live_files(table_dir: Path, manifest: Manifest | None = None) -> list[Path]:
     return [Path(p) for p in live_paths(table_dir, manifest)]
 
 
+def live_paths_and_manifest(table_dir: Path) -> tuple[list[str], Manifest]:
+    """`live_paths` and the manifest they were taken with (read after the log, as they must be)."""
+    sink = sink_files(table_dir)
+    manifest = read_manifest(table_dir)
+    return _live(table_dir, sink, manifest), manifest
+
+
 def live_paths(table_dir: Path, manifest: Manifest | None = None) -> list[str]:
     """`live_files` as strings: what the reader puts in its views, without 10^4 Path objects."""
     sink = sink_files(table_dir)  # before the manifest: see the module docstring
-    manifest = manifest if manifest is not None else read_manifest(table_dir)
+    return _live(table_dir, sink, manifest if manifest is not None else read_manifest(table_dir))
+
+
+def _live(table_dir: Path, sink: list[str], manifest: Manifest) -> list[str]:
     replaced = replaced_files(manifest)
     live = [f for _, e in sorted(manifest.partitions.items()) for f in e.files]
     live += [rel for rel in sink if not hidden(rel, manifest, replaced)]

@@ -14,7 +14,7 @@ from pathlib import Path
 import duckdb
 
 from lake.macros import MACROS
-from lake.manifest import live_paths
+from lake.manifest import COMPACTED_DIR, Manifest, live_paths, live_paths_and_manifest, partition_of
 from lake.sandbox import lock_down
 from lake.schema import LATE, PARTITION_COLUMNS, PROGRESS, TABLES, Column, duckdb_type, volatility_columns
 from lake.settings import Settings
@@ -62,9 +62,11 @@ NEWEST_PER_KEY = {
 }
 
 
-def view_sql(table: str, table_dir: Path, columns: tuple[Column, ...] | None = None) -> str:
-    """CREATE VIEW text for one table over its live files."""
-    select = select_files_sql(table, live_paths(table_dir), columns)
+def view_sql(
+    table: str, table_dir: Path, columns: tuple[Column, ...] | None = None, files: list[str] | None = None
+) -> str:
+    """CREATE VIEW text for one table over its live files (`files`, if already listed)."""
+    select = select_files_sql(table, live_paths(table_dir) if files is None else files, columns)
     if table in NEWEST_PER_KEY:
         select = f"SELECT * FROM ({select}) QUALIFY row_number() OVER ({NEWEST_PER_KEY[table]}) = 1"
     return f"CREATE OR REPLACE VIEW {table} AS {select}"
@@ -82,13 +84,26 @@ def newest_partition_files(files: list[str]) -> list[str]:
     return [f for f in files if (m := _SYMBOL_DATE.search(f)) and newest[m[1]] == m[2]]
 
 
-def latest_bars_sql(ohlc_dir: Path) -> str:
+def latest_bars_sql(ohlc_dir: Path, files: list[str] | None = None, manifest: Manifest | None = None) -> str:
     """View `latest_bars`: each symbol's newest bar per exchange, reading only newest partitions.
 
     A symbol's newest bar is in its newest date partition, so the view opens those files
-    only. An exchange that did not trade the symbol on that date is not listed.
+    only; of a compacted partition, not its compacted files but the small file compaction
+    keeps with each exchange's newest row of them (`newest` in the manifest), plus the files
+    written since. An exchange that did not trade the symbol on that date is not listed.
     """
-    newest = select_files_sql("ohlc", newest_partition_files(live_paths(ohlc_dir)))
+    if files is None or manifest is None:
+        files, manifest = live_paths_and_manifest(ohlc_dir)
+    prefix = str(ohlc_dir).rstrip("/") + "/"
+    chosen = []
+    for path in newest_partition_files(files):
+        relative = path.removeprefix(prefix)
+        entry = manifest.partitions.get(partition_of(relative)) if relative.startswith(COMPACTED_DIR) else None
+        if entry is None or not entry.newest:
+            chosen.append(path)
+        elif relative == entry.files[0]:  # the partition's compacted files: their summary instead
+            chosen.append(prefix + entry.newest)
+    newest = select_files_sql("ohlc", chosen)
     return (
         f"CREATE OR REPLACE VIEW latest_bars AS SELECT * FROM ({newest}) "
         "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1"
@@ -133,8 +148,10 @@ def views_sql(path: str | Path | None = None, settings: Settings | None = None) 
     # names, which over a long file list costs as much as a query.
     statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(table_columns(t, settings))}" for t in TABLES]
     statements += [m.strip() for m in MACROS]
-    statements += [view_sql(table, lake / table, table_columns(table, settings)) for table in TABLES]
-    statements += [latest_bars_sql(lake / "ohlc"), progress_view_sql(lake), LATE_VIEW_SQL]
+    files = {table: live_paths(lake / table) for table in TABLES if table != "ohlc"}
+    files["ohlc"], ohlc_manifest = live_paths_and_manifest(lake / "ohlc")
+    statements += [view_sql(table, lake / table, table_columns(table, settings), files[table]) for table in TABLES]
+    statements += [latest_bars_sql(lake / "ohlc", files["ohlc"], ohlc_manifest), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 
 

@@ -78,8 +78,8 @@ def test_today_is_compacted_by_hour_then_the_closed_day_into_one_file(tmp_path: 
 
     vacuum(lake_dir, "ohlc", grace_s=0)  # every replaced file goes; the lake reads the same
     assert _rows(lake_dir) == grown
-    on_disk = [p for p in (lake_dir / "ohlc").rglob("*.parquet")]
-    assert len(on_disk) == 2
+    on_disk = sorted(p.name.split("-")[0] for p in (lake_dir / "ohlc").rglob("*.parquet"))
+    assert on_disk == ["newest", "newest", "part", "part"]  # per symbol: the day, and its newest rows
 
 
 def test_the_sink_log_keeps_only_what_is_not_compacted(tmp_path: Path) -> None:
@@ -94,3 +94,33 @@ def test_the_sink_log_keeps_only_what_is_not_compacted(tmp_path: Path) -> None:
     listed = committed_relative(lake_dir / "ohlc")
     assert len(listed) == 2 * 10  # the batches since the compaction, not the 25 before
     assert len(_rows(lake_dir)) == 2 * 35 * 60
+
+
+def test_latest_bars_reads_the_newest_rows_summary_and_stays_exact(tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    job = JobWriter(lake_dir)
+    brute = (
+        "SELECT * FROM ohlc QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 "
+        "ORDER BY ALL"
+    )
+
+    def check() -> None:
+        con = lake.connect(lake_dir)
+        assert con.sql("SELECT * FROM latest_bars ORDER BY ALL").fetchall() == con.sql(brute).fetchall()
+
+    # A second exchange trades AAAUSD only in the first minutes: its newest bar is in an old hour.
+    other = [{**r, "exchange": "coinbase"} for r in ohlc_rows("AAAUSD", T0, 120)]
+    writer.write_batch(lake_dir, "ohlc", 0, pa.Table.from_pylist(other, schema=to_arrow(OHLC)), OHLC, "window_start")
+    job.batch = 1
+    job.minutes(T0 + dt.timedelta(minutes=2), 100)
+    check()
+    compact(lake_dir, "ohlc", before=DAY, in_day=True, progress=False)
+    check()
+    job.minutes(T0 + dt.timedelta(minutes=102), 3)
+    check()
+    compact(lake_dir, "ohlc", before=DAY, in_day=True, progress=False)
+    check()
+    compact(lake_dir, "ohlc", before=DAY + dt.timedelta(days=1), in_day=True, progress=False)
+    check()
+    entry = read_manifest(lake_dir / "ohlc").partitions["symbol=AAAUSD/date=2026-03-04"]
+    assert entry.newest and lake.connect(lake_dir).sql("SELECT count(*) FROM latest_bars").fetchall() == [(3,)]
