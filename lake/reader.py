@@ -98,7 +98,8 @@ def latest_bars_sql(ohlc_dir: Path, files: list[str] | None = None, manifest: Ma
     chosen = []
     for path in newest_partition_files(files):
         relative = path.removeprefix(prefix)
-        entry = manifest.partitions.get(partition_of(relative)) if relative.startswith(COMPACTED_DIR) else None
+        compacted = relative.startswith(COMPACTED_DIR + "/")
+        entry = manifest.partitions.get(partition_of(relative.removeprefix(COMPACTED_DIR + "/"))) if compacted else None
         if entry is None or not entry.newest:
             chosen.append(path)
         elif relative == entry.files[0]:  # the partition's compacted files: their summary instead

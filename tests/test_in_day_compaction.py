@@ -124,3 +124,13 @@ def test_latest_bars_reads_the_newest_rows_summary_and_stays_exact(tmp_path: Pat
     check()
     entry = read_manifest(lake_dir / "ohlc").partitions["symbol=AAAUSD/date=2026-03-04"]
     assert entry.newest and lake.connect(lake_dir).sql("SELECT count(*) FROM latest_bars").fetchall() == [(3,)]
+
+
+def test_latest_bars_opens_the_summaries_not_the_compacted_files(tmp_path: Path) -> None:
+    lake_dir = tmp_path / "lake"
+    JobWriter(lake_dir).minutes(T0, 90)
+    compact(lake_dir, "ohlc", before=DAY, in_day=True, progress=False)
+    from lake.reader import latest_bars_sql
+
+    sql = latest_bars_sql(lake_dir / "ohlc")
+    assert sql.count("/newest-") == 2 and "/part-h" not in sql
