@@ -162,11 +162,18 @@ def run(settings: Settings, stop: threading.Event, *, from_beginning: bool = Fal
 
 
 def _event_cap(consumer: KafkaConsumer, newest: dict[TopicPartition, int]) -> int | None:
-    """The newest event time of the slowest partition that has unread records; None when all are caught up."""
+    """The newest event time of the slowest partition that has unread records; None when all are caught up.
+
+    Unread is judged by the broker's end offsets, asked now: the high-water marks a fetch
+    reports are as old as that fetch, and in a burst a partition that looked caught up a
+    fetch ago may hold older trades than the ones just read from another.
+    """
+    assignment = list(consumer.assignment())
+    ends = consumer.end_offsets(assignment)
     cap: int | None = None
-    for tp in consumer.assignment():
-        highwater = consumer.highwater(tp)
-        if highwater is not None and consumer.position(tp) >= highwater:
+    for tp in assignment:
+        end = ends.get(tp)
+        if end is not None and consumer.position(tp) >= end:
             continue  # caught up: it holds nothing back
         behind = newest.get(tp, 0)  # nothing read from it yet: hold the watermark where it is
         cap = behind if cap is None else min(cap, behind)

@@ -51,7 +51,9 @@ def test_maintain_every_few_seconds_while_the_job_writes(kafka: str, tmp_path: P
     job = start_job(*job_args(kafka, settings, lake_dir, tmp_path / "checkpoints", "0 seconds"), capture=True)
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(job.stdout or []), daemon=True).start()
-    maintainer = _maintain(lake_dir, "--every", "2s", "--grace", "0s")
+    # Grace 5 s: a reader opened before a pass may still read the files it replaced (a 0 s grace
+    # deletes them under the test's own readers).
+    maintainer = _maintain(lake_dir, "--every", "2s", "--grace", "5s")
     closed = "window_start < TIMESTAMPTZ '2024-05-06 11:00:00+00'"
     try:
         deadline = time.monotonic() + 180
