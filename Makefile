@@ -62,7 +62,7 @@ run: deps kafka-up ## demo: replay the sample tape, run the stream job until don
 	@echo "The lake is in $(CURDIR)/lake; query it with: $(PY) -m lake sql \"SELECT ... FROM ohlc\""
 	@echo "The broker keeps running; stop it with: make kafka-down"
 
-live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, dashboard
+live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, lake maintenance, dashboard
 	$(PY) -m infra.live $(LIVE_ARGS)
 
 dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
