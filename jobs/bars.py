@@ -38,7 +38,8 @@ def one_second_bars(trades: DataFrame) -> DataFrame:
 
 
 def bar_updates(trades: DataFrame) -> DataFrame:
-    """Aggregate trades into `lake.schema.OHLC` rows, plus each window's newest event time.
+    """Aggregate trades into `lake.schema.OHLC` rows, plus each window's newest event time and
+    that trade's Kafka partition (LAST_EVENT_TIME, LAST_PARTITION).
 
     The stream job runs this in update mode: each batch yields the windows it changed, with
     their aggregate so far, and `jobs.closing` releases each one once the watermark passes it.

@@ -6,12 +6,14 @@ output and writes what it returns to lake/ohlc.
 Spark's append mode writes a window one micro-batch *after* the batch whose data moved the
 watermark past it: a batch's watermark is taken from the batches before it. So the job runs
 its bars in update mode, where each batch hands over every window it changed (the window's
-whole aggregate so far) plus each window's newest event time, and the accepted heartbeats'
-times. This module keeps the newest version of every open window and releases it, final,
-as soon as the watermark reaches its end:
+whole aggregate so far, with its newest trade's time and Kafka partition) and the accepted
+heartbeats. This module keeps the newest version of every open window and releases it,
+final, as soon as the watermark reaches its end:
 
-- the watermark is the newest event time seen (trades and heartbeats, every key, this
-  batch included) minus the delay, as Spark computes it; it never moves back;
+- the watermark is taken per Kafka partition, this batch included: the oldest of the newest
+  event times of the partitions in the batch, or the newest heartbeat if later, minus the
+  delay (`BarCloser._advance`). It never moves back and never passes Spark's own (the
+  newest event time of all), so a partition read behind another makes no trade late;
 - a window is final once its end is at or before the watermark, and is released once;
 - a trade at or before the watermark as it stood when its batch began is late, as in
   `jobs.forming_bars` (the live bars): Spark's own filter already drops most of those

@@ -106,6 +106,9 @@ class LakeSink:
         self.state_dir = self.home / "state"
         self.bases = self._bases()
         self.late: dict[int, int] = {}  # batch id -> trades the closer found late (see `late_trades`)
+        # The state after the last batch this sink wrote, so the next batch need not read it back
+        # from disk; dropped while a batch runs, so a batch that fails leaves none behind.
+        self._carried: tuple[int, BarCloser, VolatilityState | None] | None = None
 
     def _bases(self) -> dict[str, int]:
         """Each table's log id for batch 0 of this checkpoint: fixed the first time it starts."""
@@ -149,7 +152,11 @@ class LakeSink:
         tables = split_tables(
             batch, [n for n in self.tables if n != "ohlc"] + ([BAR_UPDATES, HEARTBEATS] if bars else [])
         )
-        closer, volatility_state = self._state_before(batch_id)
+        carried, self._carried = self._carried, None
+        if carried is not None and carried[0] == batch_id - 1:
+            closer, volatility_state = carried[1], carried[2]
+        else:
+            closer, volatility_state = self._state_before(batch_id)
         late = 0
         if bars:
             released = closer.apply(tables[BAR_UPDATES], tables[HEARTBEATS])
@@ -172,6 +179,7 @@ class LakeSink:
                 written[VOLATILITY_TABLE] = volatility.num_rows
         self._save_state(batch_id, closer, volatility_state, late)
         self.late[batch_id] = late
+        self._carried = (batch_id, closer, volatility_state)
         return written
 
     def _state_before(self, batch_id: int) -> tuple[BarCloser, VolatilityState | None]:

@@ -290,12 +290,13 @@ def compact(
             if entry and entry.newest:
                 dropped.append(entry.newest)
         written.extend(f for f in new_files if f not in old_files)
+        rows = sum(pq.read_metadata(table_dir / f).num_rows for f in new_files)
         untagged = [f for f in work.fresh if batch_of(f) is None]
         tagged = [f for f in work.fresh if batch_of(f) is not None]
         pending[work.partition] = PartitionEntry(
             files=tuple(new_files),
             replaces=(*(entry.replaces if entry else ()), *untagged),
-            rows=sum(pq.read_metadata(table_dir / f).num_rows for f in new_files),
+            rows=rows,
             compacted_at=now,
             sealed_batch=max([batch_of(f) or -1 for f in tagged] + [entry.sealed_batch if entry else -1]),
             newest=newest,
@@ -303,7 +304,7 @@ def compact(
         garbage.extend((f, now) for f in (*dropped, *tagged))
         files_before += len(old_files) + len(work.fresh)
         files_after += len(new_files)
-        rows_total += sum(pq.read_metadata(table_dir / f).num_rows for f in new_files)
+        rows_total += rows
         if len(pending) >= commit_every:
             commit()
     commit()

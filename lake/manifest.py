@@ -220,27 +220,23 @@ def sink_files(table_dir: Path) -> list[str]:
     return committed_relative(table_dir)
 
 
-def live_files(table_dir: Path, manifest: Manifest | None = None) -> list[Path]:
+def live_files(table_dir: Path) -> list[Path]:
     """The files a reader should read for this table (see the module docstring)."""
-    return [Path(p) for p in live_paths(table_dir, manifest)]
+    return [Path(p) for p in live_paths(table_dir)]
+
+
+def live_paths(table_dir: Path) -> list[str]:
+    """`live_files` as strings: what the reader puts in its views, without 10^4 Path objects."""
+    return live_paths_and_manifest(table_dir)[0]
 
 
 def live_paths_and_manifest(table_dir: Path) -> tuple[list[str], Manifest]:
-    """`live_paths` and the manifest they were taken with (read after the log, as they must be)."""
+    """`live_paths` and the manifest they were taken with: the log is read first (see the
+    module docstring)."""
     sink = sink_files(table_dir)
     manifest = read_manifest(table_dir)
-    return _live(table_dir, sink, manifest), manifest
-
-
-def live_paths(table_dir: Path, manifest: Manifest | None = None) -> list[str]:
-    """`live_files` as strings: what the reader puts in its views, without 10^4 Path objects."""
-    sink = sink_files(table_dir)  # before the manifest: see the module docstring
-    return _live(table_dir, sink, manifest if manifest is not None else read_manifest(table_dir))
-
-
-def _live(table_dir: Path, sink: list[str], manifest: Manifest) -> list[str]:
     replaced = replaced_files(manifest)
     live = [f for _, e in sorted(manifest.partitions.items()) for f in e.files]
     live += [rel for rel in sink if not hidden(rel, manifest, replaced)]
     prefix = str(table_dir).rstrip("/") + "/"
-    return [prefix + rel for rel in live]
+    return [prefix + rel for rel in live], manifest

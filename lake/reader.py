@@ -149,10 +149,9 @@ def views_sql(path: str | Path | None = None, settings: Settings | None = None) 
     # names, which over a long file list costs as much as a query.
     statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(table_columns(t, settings))}" for t in TABLES]
     statements += [m.strip() for m in MACROS]
-    files = {table: live_paths(lake / table) for table in TABLES if table != "ohlc"}
-    files["ohlc"], ohlc_manifest = live_paths_and_manifest(lake / "ohlc")
-    statements += [view_sql(table, lake / table, table_columns(table, settings), files[table]) for table in TABLES]
-    statements += [latest_bars_sql(lake / "ohlc", files["ohlc"], ohlc_manifest), progress_view_sql(lake), LATE_VIEW_SQL]
+    listed = {table: live_paths_and_manifest(lake / table) for table in TABLES}
+    statements += [view_sql(table, lake / table, table_columns(table, settings), listed[table][0]) for table in TABLES]
+    statements += [latest_bars_sql(lake / "ohlc", *listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 
 
