@@ -30,6 +30,7 @@ from typing import IO
 from infra.kafka_local import BrokerError, LocalKafka, ensure_project_topics
 from infra.live_status import Probe, status_line
 from infra.supervisor import Component, Supervisor
+from ingest.venues import REGISTRY
 from lake import logs
 from lake.settings import REPO_ROOT, Settings
 
@@ -37,7 +38,7 @@ log = logging.getLogger("infra.live")
 
 PY = sys.executable
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
-VENUES = ("binance", "coinbase")
+VENUES = tuple(REGISTRY)
 # As the Makefile exports them: the project's spark-defaults.conf, loopback, this venv's Python.
 SPARK_ENV = {
     "SPARK_CONF_DIR": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",

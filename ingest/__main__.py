@@ -1,7 +1,8 @@
 """`python -m ingest`: the trade ingestor.
 
-python -m ingest live   --exchange binance|coinbase --symbols BTCUSDT,ETHUSDT [--url WS] [--record DIR] [--backfill]
-python -m ingest record --exchange binance|coinbase --symbols BTC-USD [--out DIR]      (raw frames to disk only)
+python -m ingest live   --exchange VENUE --symbols BTCUSDT,ETHUSDT [--url WS] [--record DIR] [--backfill]
+python -m ingest record --exchange VENUE --symbols BTC-USD [--out DIR]      (raw frames to disk only)
+(VENUE: one of `ingest.venues.REGISTRY`: binance, coinbase, ...)
 python -m ingest replay FILE [FILE ...] [--format auto|tape|recording|hftbacktest|cryptofeed|cryptofeed-jsonl]
                         [--speed X]
 python -m ingest synth  --rate N --symbols K (--count N | --duration S) [--speed X]
@@ -36,7 +37,7 @@ from ingest.producer import DeliveryFailed, Publisher
 from ingest.replay import pacing_time, replay
 from ingest.synth import synth_trades
 from ingest.tape import read_tape, write_tape
-from ingest.venues import SubscriptionRejected
+from ingest.venues import REGISTRY, SubscriptionRejected
 from lake import logs
 from lake.settings import REPO_ROOT, Settings, interval_ms, load
 
@@ -106,7 +107,7 @@ def _records(files: list[Path], fmt: str, publisher: Publisher, settings: Settin
             publisher.send(settings.kafka_dlq_topic, source.encode(), side_records.to_json(record))
             log.warning("dead letter source=%s reason=%s raw=%.200s", source, exc.reason, frame[2])
 
-        yield from frames_to_records(read_frames(path, kind), dead_letter)
+        yield from frames_to_records(read_frames(path, kind), dead_letter, settings)
 
 
 def _cmd_replay(args: argparse.Namespace) -> int:
@@ -167,8 +168,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_normalize(args: argparse.Namespace) -> int:
     bad: list[tuple[Frame, BadMessage]] = []
+    settings = load()
     streams = [
-        frames_to_records(read_frames(src, detect_format(src) if args.format == "auto" else args.format), _collect(bad))
+        frames_to_records(
+            read_frames(src, detect_format(src) if args.format == "auto" else args.format), _collect(bad), settings
+        )
         for src in args.sources
     ]
     # Merge the captures by receipt time, as the frames reached the recorder.
@@ -189,9 +193,10 @@ def _kafka_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def _feed_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--exchange", choices=("binance", "coinbase"), required=True)
+    venues = "; ".join(f"{name}: {spec.doc}" for name, spec in REGISTRY.items())
+    parser.add_argument("--exchange", choices=tuple(REGISTRY), required=True, help=venues)
     parser.add_argument("--symbols", type=_symbols, required=True, help="comma-separated, as the venue spells them")
-    parser.add_argument("--url", help="WebSocket URL (BINANCE_WS_URL / COINBASE_WS_URL)")
+    parser.add_argument("--url", help="WebSocket URL (default: <VENUE>_WS_URL, else the venue's public endpoint)")
     parser.add_argument("--coinbase-feed", choices=("matches", "market_trades"), help="COINBASE_FEED")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: run until SIGTERM)")
 

@@ -6,6 +6,8 @@
   and the subscription must be confirmed within `ws_subscribe_timeout_s`.
 - A watchdog reconnects a socket that has been silent for `ws_silence_timeout_s`
   (server pings count as life: websocket-client answers them inside `recv`).
+- A venue that wants client keepalives (OKX closes a connection quiet for 30 s) gets its
+  `keepalive` text after `KEEPALIVE_AFTER_S` without a frame.
 - Connections are renewed before `ws_max_connection_age_s` (Binance closes at 24 h).
 - Reads time out every `_TICK_S`, so heartbeats, health and status keep their
   rhythm, and a stop request is seen within a second.
@@ -30,6 +32,7 @@ log = logging.getLogger(__name__)
 
 _TICK_S = 0.25
 SUBSCRIBE_SPACING_S = 0.25  # Binance allows 5 messages/s per connection
+KEEPALIVE_AFTER_S = 20.0  # below OKX's 30 s idle limit
 
 
 class RetriesExhausted(RuntimeError):
@@ -136,12 +139,15 @@ class FeedConnection:
         raise _Disconnect(f"subscription not confirmed within {self.settings.ws_subscribe_timeout_s}s")
 
     def _read(self, ws: websocket.WebSocket) -> str:
-        opened = last_frame = self.monotonic()
+        opened = last_frame = last_keepalive = self.monotonic()
         while not self.stop.is_set():
             text = self._receive(ws)
             now = self.monotonic()
             if text is not None:
                 last_frame = now
+            elif self.venue.keepalive and now - max(last_frame, last_keepalive) >= KEEPALIVE_AFTER_S:
+                ws.send(self.venue.keepalive)
+                last_keepalive = now
                 self.pipeline.on_alive(self.wall_ms())
             if text:
                 self.pipeline.on_frame(text, self.wall_ms())

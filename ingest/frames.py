@@ -19,8 +19,9 @@ import zstandard
 
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
 from ingest.errors import BadMessage
-from ingest.normalize import binance_frame, coinbase_frame
 from ingest.tape import open_text
+from ingest.venues import Venue, make_venue, venue_named_in
+from lake.settings import Settings
 from lake.trade import Trade
 
 Frame = tuple[int, str, str]  # receipt epoch ms, exchange, raw text
@@ -56,14 +57,6 @@ def detect_format(path: Path) -> str:
     raise ValueError(f"{path}: cannot tell the format from its first line; pass --format")
 
 
-def _venue_in(text: str) -> str:
-    lowered = text.lower()
-    for exchange in ("binance", "coinbase"):
-        if exchange in lowered:
-            return exchange
-    raise ValueError(f"no supported venue named in {text[:120]!r}")
-
-
 def read_frames(path: Path, fmt: str) -> Iterator[Frame]:
     if fmt == "recording":
         with open_text(path) as lines:
@@ -77,31 +70,50 @@ def read_frames(path: Path, fmt: str) -> Iterator[Frame]:
     elif fmt == "hftbacktest":
         yield from ((ts, "binance", text) for ts, text in read_hftbacktest(path))
     elif fmt == "cryptofeed":
-        exchange = _venue_in(_first_line(path))
+        exchange = venue_named_in(_first_line(path))
         yield from ((ts, exchange, text) for ts, text in read_cryptofeed_raw(path))
     elif fmt == "cryptofeed-jsonl":
-        exchange = _venue_in(_first_line(path))
+        exchange = venue_named_in(_first_line(path))
         yield from ((ts, exchange, text) for ts, text in read_cryptofeed_jsonl(path))
     else:
         raise ValueError(f"{fmt!r} is not a raw frame format")
 
 
+class FrameDecoder:
+    """Raw frames of any registered venue, decoded by that venue's live decoder (`ingest.venues`).
+
+    One venue object per exchange, as one live connection holds one: its symbol map applies, and
+    a frame that live would dead-letter raises the same BadMessage here.
+    """
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self.settings = settings if settings is not None else Settings()
+        self._venues: dict[str, Venue] = {}
+
+    def trades(self, exchange: str, text: str, ingest_ts: int | None) -> list[Trade]:
+        venue = self._venues.get(exchange)
+        if venue is None:
+            try:
+                venue = self._venues[exchange] = make_venue(exchange, self.settings)
+            except ValueError:
+                raise BadMessage("unknown_exchange", exchange) from None
+        return venue.decode(text, ingest_ts).trades
+
+
 def frame_trades(exchange: str, text: str, ingest_ts: int | None) -> list[Trade]:
-    """The trades in one raw frame of `exchange`; BadMessage for a frame that is not a valid one."""
-    if exchange == "binance":
-        trade = binance_frame(text, ingest_ts)
-        return [] if trade is None else [trade]
-    if exchange == "coinbase":
-        return coinbase_frame(text, ingest_ts)
-    raise BadMessage("unknown_exchange", exchange)
+    """The trades in one raw frame of `exchange` (default settings); BadMessage for a bad frame."""
+    return FrameDecoder().trades(exchange, text, ingest_ts)
 
 
-def frames_to_records(frames: Iterable[Frame], on_bad: Callable[[Frame, BadMessage], None]) -> Iterator[dict[str, Any]]:
+def frames_to_records(
+    frames: Iterable[Frame], on_bad: Callable[[Frame, BadMessage], None], settings: Settings | None = None
+) -> Iterator[dict[str, Any]]:
     """Trade records from raw frames; each bad frame goes to `on_bad` (the dead-letter topic)."""
+    decoder = FrameDecoder(settings)
     for frame in frames:
         ts, exchange, text = frame
         try:
-            trades = frame_trades(exchange, text, ts)
+            trades = decoder.trades(exchange, text, ts)
         except BadMessage as exc:
             on_bad(frame, exc)
             continue

@@ -8,12 +8,11 @@ import threading
 from pathlib import Path
 from types import FrameType
 
-from ingest.backfill import Backfiller, BinanceRest, CoinbaseRest
 from ingest.connection import FeedConnection
 from ingest.pipeline import Counters, FeedPipeline, Sink
 from ingest.producer import Publisher
 from ingest.recorder import Recorder
-from ingest.venues import make_venue
+from ingest.venues import make_backfiller, make_venue
 from lake.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,17 +43,6 @@ def stop_on_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGINT, handler)
 
 
-def _backfiller(exchange: str, settings: Settings) -> Backfiller | None:
-    if not settings.backfill:
-        return None
-    if exchange == "binance":
-        return BinanceRest(settings.binance_rest_url, settings.symbol_map)
-    if settings.coinbase_feed == "matches":
-        return CoinbaseRest(settings.coinbase_rest_url, settings.symbol_map)
-    log.warning("backfill: Advanced Trade has no trade history by id; gaps will be reported, not filled")
-    return None
-
-
 def run_feed(
     exchange: str,
     symbols: list[str],
@@ -76,7 +64,7 @@ def run_feed(
     publisher = Publisher(settings) if publish else None
     sink: Sink = publisher if publisher is not None else NullSink()
     pipeline = FeedPipeline(
-        venue, symbols, sink, settings, recorder=recorder, backfiller=_backfiller(exchange, settings)
+        venue, symbols, sink, settings, recorder=recorder, backfiller=make_backfiller(exchange, settings)
     )
     timer = threading.Timer(duration_s, stop.set) if duration_s else None
     if timer is not None:

@@ -20,7 +20,7 @@ from ingest.backfill import Backfiller, BackfillFailed
 from ingest.errors import BadMessage
 from ingest.recorder import Recorder
 from ingest.tracking import Gap, TradeIdTracker
-from ingest.venues import Decoded, Venue
+from ingest.venues import Decoded, SubscriptionRejected, Venue
 from lake.settings import Settings
 from lake.trade import Trade, heartbeat
 
@@ -142,6 +142,8 @@ class FeedPipeline:
             decoded = self.venue.decode(text, ingest_ts)
         except BadMessage as exc:
             self.dead_letter(text, exc.reason, exc.detail, ingest_ts)
+            if isinstance(exc, SubscriptionRejected):
+                raise  # retrying cannot help: the feed ends, with this reason
             return None
         if decoded.exchange_ts is not None:
             self._clock_offset = decoded.exchange_ts - ingest_ts

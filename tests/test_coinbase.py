@@ -7,15 +7,19 @@ from decimal import Decimal
 
 import pytest
 
-from ingest import coinbase
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw
 from ingest.errors import BadMessage
-from ingest.normalize import coinbase_frame
+from ingest.frames import frame_trades
+from ingest.venues import coinbase
 from lake.trade import Trade
 from tests.conftest import DATA
 
 EXCHANGE_FEED = DATA / "coinbase" / "COINBASE.ws.28.0"
 ADVANCED = DATA / "coinbase" / "COINBASE.jsonl.zst"
+
+
+def coinbase_frame(text: str, ingest_ts: int | None) -> list[Trade]:
+    return frame_trades("coinbase", text, ingest_ts)
 
 
 def _all(frames: list[tuple[int, str]]) -> list[Trade]:
@@ -68,7 +72,7 @@ def test_advanced_trade_market_trades() -> None:
         ),
         ('{"type":"wat"}', "unknown_message_type"),
         ('{"channel":"market_trades","events":"x"}', "missing_events"),
-        ('{"type":"error","message":"Failed to subscribe"}', "exchange_error"),
+        ('{"type":"error","message":"Failed to subscribe"}', "subscription_rejected"),  # as live
         ("[]", "malformed_json"),
     ],
 )

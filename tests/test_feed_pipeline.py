@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from ingest.pipeline import FeedPipeline, percentile
-from ingest.venues import Binance, CoinbaseAdvanced, CoinbaseExchange, SubscriptionRejected
+from ingest.venues import SubscriptionRejected
+from ingest.venues.binance import Binance
+from ingest.venues.coinbase import Coinbase
 from lake.schema import DEAD_LETTER, FEED_EVENT, column_names
 from lake.settings import load
 from tests.exchange_data import binance_trade_frames, coinbase_advanced_frames, coinbase_match_frames
@@ -112,7 +114,7 @@ def test_skipped_frames_are_reported_as_gaps_with_the_missing_range() -> None:
 
 
 def test_coinbase_heartbeat_last_trade_id_reveals_trades_never_received() -> None:
-    pipeline, sink, clock = _pipeline(CoinbaseExchange("ws://x"), ["SKL-USD"])
+    pipeline, sink, clock = _pipeline(Coinbase("ws://x"), ["SKL-USD"])
     matches = [f for f in coinbase_match_frames() if '"SKL-USD"' in f and "match" in f]
     for text in matches[:5]:
         pipeline.on_frame(text, clock.now)
@@ -133,7 +135,7 @@ def test_coinbase_heartbeat_last_trade_id_reveals_trades_never_received() -> Non
 
 def test_advanced_trade_sequence_gaps_and_newest_first_snapshots() -> None:
     frames = coinbase_advanced_frames()
-    pipeline, sink, clock = _pipeline(CoinbaseAdvanced("ws://x"), ["BTC-USD", "ETH-USD"])
+    pipeline, sink, clock = _pipeline(Coinbase("ws://x", feed="market_trades"), ["BTC-USD", "ETH-USD"])
     for n, text in enumerate(frames):
         frame = json.loads(text)
         frame["sequence_num"] = n + (3 if n >= 10 else 0)  # three messages lost after the 10th
@@ -147,7 +149,7 @@ def test_subscription_errors_are_not_retried() -> None:
     with pytest.raises(SubscriptionRejected):
         Binance("ws://x").decode('{"error":{"code":2,"msg":"Invalid request"},"id":1}', None)
     with pytest.raises(SubscriptionRejected):
-        CoinbaseExchange("ws://x").decode('{"type":"error","message":"Failed to subscribe","reason":"x"}', None)
+        Coinbase("ws://x").decode('{"type":"error","message":"Failed to subscribe","reason":"x"}', None)
 
 
 def test_binance_confirms_once_every_subscribe_request_is_answered() -> None:
@@ -217,4 +219,4 @@ def test_the_symbol_map_renames_canonical_symbols() -> None:
     [(_topic, key, value)] = sink.records
     assert (key, value["symbol"]) == ("binance:XBTUSDT", "XBTUSDT")
     assert pipeline.exchange_symbols == {"XBTUSDT": "BTCUSDT"}  # REST backfill asks for the venue's name
-    assert CoinbaseExchange("ws://x", {"BTC-USD": "XBTUSD"}).canonical("BTC-USD") == "XBTUSD"
+    assert Coinbase("ws://x", {"BTC-USD": "XBTUSD"}).canonical("BTC-USD") == "XBTUSD"

@@ -78,17 +78,22 @@ def test_live_flushes_everything_on_sigterm(kafka: str, tmp_path: Path, binance_
     assert "signal SIGTERM: stopping" in err and "final status exchange=binance" in err
 
 
-def test_a_refused_subscription_exits_2_with_the_venue_message(kafka: str) -> None:
+def test_a_refused_subscription_exits_2_with_the_venue_message(kafka: str, tmp_path: Path) -> None:
+    settings = fresh_topics(kafka, tmp_path)
     fake = FakeExchange("binance", [], [[("reject",)]]).start()
     try:
         proc = _cli(
-            "live", "--exchange", "binance", "--symbols", "NOPE", "--url", fake.ws_url, "--bootstrap-servers", kafka
-        )
+            "live", "--exchange", "binance", "--symbols", "NOPE", "--url", fake.ws_url, "--bootstrap-servers", kafka,
+            "--topic", settings.kafka_topic, env={"KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic},
+        )  # fmt: skip
         _out, err = proc.communicate(timeout=60)
     finally:
         fake.stop()
     assert proc.returncode == 2
     assert "binance refused request" in err and "unknown symbol" in err
+    # The refusal is also a dead letter, as the same frame is on replay of a recording.
+    dead = [m.value for m in consume(kafka, settings.kafka_dlq_topic)]
+    assert [d["reason"] for d in dead] == ["subscription_rejected"]
 
 
 def test_an_unreachable_broker_is_a_clear_error(tmp_path: Path) -> None:

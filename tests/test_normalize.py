@@ -7,11 +7,10 @@ from decimal import Decimal
 
 import pytest
 
-from ingest import binance
 from ingest.captures import read_hftbacktest
 from ingest.errors import BadMessage
-from ingest.frames import frames_to_records
-from ingest.normalize import binance_frame
+from ingest.frames import frame_trades, frames_to_records
+from ingest.venues import binance
 from lake.schema import WIRE_TRADE, column_names
 from lake.trade import Trade
 from tests.conftest import DATA
@@ -73,6 +72,9 @@ def test_bad_trade_events_raise_with_reason(change: dict[str, object], reason: s
 
 
 def test_frames_other_than_trades_are_not_trades() -> None:
-    assert binance_frame('{"stream":"btcusdt@bookTicker","data":{}}', 0) is None
+    assert frame_trades("binance", '{"stream":"btcusdt@bookTicker","data":{}}', 0) == []
     with pytest.raises(BadMessage, match="malformed_json"):
-        binance_frame("{oops", 0)
+        frame_trades("binance", "{oops", 0)
+    # A frame without `stream` is a dead letter on replay, as it is live.
+    with pytest.raises(BadMessage, match="unknown_message_type"):
+        frame_trades("binance", '{"data":{"e":"trade"}}', 0)
