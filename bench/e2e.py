@@ -53,7 +53,7 @@ def _env() -> dict[str, str]:
 def publish(bootstrap: str, topic: str, trades: int, symbols: int, rate: float, speed: float) -> int:
     settings = load(kafka_bootstrap_servers=bootstrap, kafka_topic=topic)
     records = synth_trades(rate, symbols, start_ms=int(time.time() * 1000), count=trades)
-    closing = interval_ms(settings.stream_watermark) + 1000
+    closing = interval_ms(settings.stream.watermark) + 1000
     with Publisher(settings) as publisher:
         stats = replay(records, publisher, topic, speed=speed, closing_heartbeat_after_ms=closing, total=trades)
     return stats.trades
@@ -159,7 +159,7 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
     t0 = time.time()
     publisher.start()
     last_status = t0
-    grace = (interval_ms(settings.stream_watermark) + interval_ms(settings.stream_trigger)) / 1000 + 15
+    grace = (interval_ms(settings.stream.watermark) + interval_ms(settings.stream.trigger)) / 1000 + 15
     while publisher.is_alive() or time.time() < t0 + seconds + grace:
         rows = lake.connect(out / "lake").sql("SELECT symbol, epoch_ms(window_start) FROM ohlc").fetchall()
         now = time.time()
@@ -179,7 +179,7 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
     def pct(xs: list[float], q: float) -> float:
         return xs[min(len(xs) - 1, int(q * len(xs)))]
 
-    target = interval_ms(settings.stream_watermark) / 1000 + 3  # issue 12: watermark + 3 s
+    target = interval_ms(settings.stream.watermark) / 1000 + 3  # issue 12: watermark + 3 s
     print(f"freshness over {len(bars)} bars at {rate:,.0f} trades/s, {symbols} symbols, {seconds:.0f}s:")
     print(f"  window start -> visible: p50 {pct(first, 0.5):.2f}s  p99 {pct(first, 0.99):.2f}s  max {first[-1]:.2f}s")
     print(f"  window end   -> visible: p50 {pct(close, 0.5):.2f}s  p99 {pct(close, 0.99):.2f}s")

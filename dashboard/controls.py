@@ -17,7 +17,7 @@ MARGIN_S = 30.0
 
 
 def lake_path() -> str:
-    return Settings().lake_path
+    return Settings().lake.path
 
 
 def stale_after_s(settings: Settings | None = None) -> float:
@@ -28,9 +28,9 @@ def stale_after_s(settings: Settings | None = None) -> float:
     The margin covers a slow batch.
     """
     settings = settings or Settings()
-    trigger = settings.stream_trigger
+    trigger = settings.stream.trigger
     trigger_s = 5.0 if trigger == "available-now" else max(interval_ms(trigger) / 1000, BATCH_S)
-    return interval_ms(settings.stream_watermark) / 1000 + 2 * trigger_s + MARGIN_S
+    return interval_ms(settings.stream.watermark) / 1000 + 2 * trigger_s + MARGIN_S
 
 
 def sidebar() -> None:

@@ -19,7 +19,7 @@ def broker_end_offsets(topics: tuple[str, ...]) -> dict[str, dict[str, int]] | N
 
     try:
         consumer = KafkaConsumer(
-            bootstrap_servers=Settings().kafka_bootstrap_servers,
+            bootstrap_servers=Settings().kafka.bootstrap_servers,
             request_timeout_ms=TIMEOUT_MS,
             bootstrap_timeout_ms=TIMEOUT_MS,  # kafka-python 3: how long to try reaching the broker
             connections_max_idle_ms=10_000,

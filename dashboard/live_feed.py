@@ -282,4 +282,4 @@ def _feed(bootstrap: str, topic: str) -> LiveFeed:
 def current() -> LiveFeed:
     """The process's feed of the configured live topic (pages call this; tests replace it)."""
     settings = Settings()
-    return _feed(settings.kafka_bootstrap_servers, settings.kafka_live_bars_topic)
+    return _feed(settings.kafka.bootstrap_servers, settings.kafka.live_bars_topic)

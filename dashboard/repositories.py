@@ -45,7 +45,7 @@ def candles(
 
 
 def volatility_windows() -> tuple[int, ...]:
-    return Settings().stream_volatility_windows_s
+    return Settings().stream.volatility_windows_s
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

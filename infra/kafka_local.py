@@ -119,13 +119,13 @@ class LocalKafka:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalKafka:
-        host, port = settings.bootstrap_host_port
+        host, port = settings.kafka.bootstrap_host_port
         return cls(
-            Path(settings.kafka_home),
+            Path(settings.kafka.home),
             host,
             port,
-            partitions=settings.kafka_partitions,
-            retention_ms=settings.kafka_retention_ms,
+            partitions=settings.kafka.partitions,
+            retention_ms=settings.kafka.retention_ms,
             jars_dir=JARS_DIR,  # the broker's code is the project's, wherever its data lives
         )
 
@@ -281,8 +281,8 @@ class LocalKafka:
 
 def ensure_project_topics(broker: LocalKafka, settings: Settings) -> None:
     """The topics every part of the project uses; live bars keep their own, short retention."""
-    broker.ensure_topics([settings.kafka_topic, settings.kafka_dlq_topic, settings.kafka_feed_events_topic])
-    broker.ensure_topics([settings.kafka_live_bars_topic], retention_ms=settings.kafka_live_bars_retention_ms)
+    broker.ensure_topics([settings.kafka.topic, settings.kafka.dlq_topic, settings.kafka.feed_events_topic])
+    broker.ensure_topics([settings.kafka.live_bars_topic], retention_ms=settings.kafka.live_bars_retention_ms)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -77,12 +77,12 @@ def core(settings: Settings, dashboard: bool) -> list[Component]:
     out = [
         Component("job", [SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py")], stop_timeout_s=30, env=SPARK_ENV),
         Component("live_bars", [PY, "-m", "jobs.live_bars"]),
-        Component("maintain", [PY, "-m", "lake", "maintain", "--every", settings.lake_maintain_every]),
+        Component("maintain", [PY, "-m", "lake", "maintain", "--every", settings.lake.maintain_every]),
     ]
     if dashboard:
         argv = [
             str(Path(sys.executable).parent / "streamlit"), "run", str(REPO_ROOT / "dashboard" / "app.py"),
-            "--server.address", "127.0.0.1", "--server.port", str(settings.dashboard_port),
+            "--server.address", "127.0.0.1", "--server.port", str(settings.dashboard.port),
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
         ]  # fmt: skip
         out.append(Component("dashboard", argv))
@@ -151,14 +151,14 @@ def start_broker(supervisor: Supervisor, settings: Settings) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     settings = Settings()
-    home = Path(settings.live_home).resolve()
-    url = f"http://127.0.0.1:{settings.dashboard_port}"
+    home = Path(settings.live.home).resolve()
+    url = f"http://127.0.0.1:{settings.dashboard.port}"
     ingestors = sources(args.source)
     started = time.strftime("%Y-%m-%d %H:%M:%S %Z")
     held = lock(home, {"pid": os.getpid(), "started": started, "dashboard": url})
-    if not args.no_dashboard and not port_free(settings.dashboard_port):
+    if not args.no_dashboard and not port_free(settings.dashboard.port):
         print(
-            f"live: port {settings.dashboard_port} is in use (another dashboard?); set DASHBOARD_PORT", file=sys.stderr
+            f"live: port {settings.dashboard.port} is in use (another dashboard?); set DASHBOARD_PORT", file=sys.stderr
         )
         return 2
     stop = threading.Event()
@@ -172,7 +172,7 @@ def run(args: argparse.Namespace) -> int:
     log_dir = home / "logs"
     supervisor = Supervisor(log_dir, report=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
     print(f"dashboard  {url if not args.no_dashboard else '(off)'}")
-    print(f'lake       {Path(settings.lake_path).resolve()}  (query: python -m lake sql "SELECT ... FROM ohlc")')
+    print(f'lake       {Path(settings.lake.path).resolve()}  (query: python -m lake sql "SELECT ... FROM ohlc")')
     print(f"logs       {log_dir}/<component>.log")
     print(f"sources    {', '.join(c.name.removeprefix('ingest-') for c in ingestors)}", flush=True)
     probe: Probe | None = None

@@ -63,9 +63,9 @@ class Probe:
         try:
             if self._offsets is None:
                 self._offsets = KafkaConsumer(
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers.split(","), request_timeout_ms=5000
+                    bootstrap_servers=self.settings.kafka.bootstrap_servers.split(","), request_timeout_ms=5000
                 )
-            topic = self.settings.kafka_topic
+            topic = self.settings.kafka.topic
             tps = [TopicPartition(topic, p) for p in self._offsets.partitions_for_topic(topic) or ()]
             total = sum(self._offsets.end_offsets(tps).values()) if tps else 0
         except KafkaError:
@@ -78,7 +78,7 @@ class Probe:
         import lake  # DuckDB only here
 
         try:
-            con = lake.connect(self.settings.lake_path)
+            con = lake.connect(self.settings.lake.path)
             row = con.sql("SELECT epoch_ms(max(window_end)) FROM latest_bars").fetchall()
             con.close()
         except Exception as exc:  # a lake being written may be unreadable for a moment
@@ -95,8 +95,8 @@ class Probe:
         while not self._stop.is_set():
             try:
                 consumer = KafkaConsumer(
-                    self.settings.kafka_live_bars_topic,
-                    bootstrap_servers=self.settings.kafka_bootstrap_servers.split(","),
+                    self.settings.kafka.live_bars_topic,
+                    bootstrap_servers=self.settings.kafka.bootstrap_servers.split(","),
                     auto_offset_reset="latest", enable_auto_commit=False, consumer_timeout_ms=1000,
                 )  # fmt: skip
                 while not self._stop.is_set():

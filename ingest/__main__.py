@@ -49,7 +49,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(
         kafka_bootstrap_servers=getattr(args, "bootstrap_servers", None),
         kafka_topic=getattr(args, "topic", None),
-        backfill=getattr(args, "backfill", None) or None,
+        ingest_backfill=getattr(args, "backfill", None) or None,
         coinbase_feed=getattr(args, "coinbase_feed", None),
     )
 
@@ -78,7 +78,7 @@ def _cmd_record(args: argparse.Namespace) -> int:
     )
     stop = threading.Event()
     stop_on_signals(stop)
-    out = args.out or Path(settings.record_path)
+    out = args.out or Path(settings.record.path)
     counters = run_feed(
         args.exchange,
         args.symbols,
@@ -104,7 +104,7 @@ def _records(files: list[Path], fmt: str, publisher: Publisher, settings: Settin
 
         def dead_letter(frame: Frame, exc: BadMessage, source: str = source) -> None:
             record = side_records.dead_letter(source, exc.reason, exc.detail, frame[2], frame[0])
-            publisher.send(settings.kafka_dlq_topic, source.encode(), side_records.to_json(record))
+            publisher.send(settings.kafka.dlq_topic, source.encode(), side_records.to_json(record))
             log.warning("dead letter source=%s reason=%s raw=%.200s", source, exc.reason, frame[2])
 
         yield from frames_to_records(read_frames(path, kind), dead_letter, settings)
@@ -119,13 +119,13 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     stop = threading.Event()
     stop_on_signals(stop)
     # Heartbeat past the tape's end + watermark + one bar, so the job closes the last bars.
-    closing = interval_ms(settings.stream_watermark) + 1000
+    closing = interval_ms(settings.stream.watermark) + 1000
     with Publisher(settings) as publisher:
         records = _records(args.files, args.format, publisher, settings)
         stats = replay(
-            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
+            records, publisher, settings.kafka.topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
         )
-    print(f"replayed {stats.trades} trades and {stats.heartbeats} heartbeats to {settings.kafka_topic}")
+    print(f"replayed {stats.trades} trades and {stats.heartbeats} heartbeats to {settings.kafka.topic}")
     return 0
 
 
@@ -140,12 +140,12 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     records = synth_trades(
         args.rate, args.symbols, start_ms=start_ms, count=args.count, duration_s=args.duration, seed=args.seed
     )
-    closing = interval_ms(settings.stream_watermark) + 1000
+    closing = interval_ms(settings.stream.watermark) + 1000
     with Publisher(settings) as publisher:
         stats = replay(
-            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
+            records, publisher, settings.kafka.topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
         )
-    print(f"published {stats.trades} synthetic trades to {settings.kafka_topic}")
+    print(f"published {stats.trades} synthetic trades to {settings.kafka.topic}")
     return 0
 
 
@@ -155,14 +155,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     tape = list(read_tape(args.tape))
     records = demo_records(tape, loops=args.loops, now_ms=lambda: int(time.time() * 1000))
-    closing = interval_ms(settings.stream_watermark) + 1000
+    closing = interval_ms(settings.stream.watermark) + 1000
     with Publisher(settings) as publisher:
         # Paced by the wall clock: each record leaves when time.time() reaches its ingest_ts.
         stats = replay(
-            records, publisher, settings.kafka_topic, speed=args.speed, closing_heartbeat_after_ms=closing,
+            records, publisher, settings.kafka.topic, speed=args.speed, closing_heartbeat_after_ms=closing,
             stop=stop, clock=time.time, progress=args.loops is not None,
         )  # fmt: skip
-    print(f"demo: published {stats.trades} trades to {settings.kafka_topic}")
+    print(f"demo: published {stats.trades} trades to {settings.kafka.topic}")
     return 0
 
 
@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     _feed_flags(live)
     _kafka_flags(live)
     live.add_argument("--record", type=Path, metavar="DIR", help="also record the raw frames here")
-    live.add_argument("--backfill", action="store_true", help="fetch detected gaps over REST (BACKFILL)")
+    live.add_argument("--backfill", action="store_true", help="fetch detected gaps over REST (INGEST_BACKFILL)")
     live.set_defaults(func=_cmd_live)
 
     rec = sub.add_parser("record", help="record a venue's raw frames to rotating gzip NDJSON files")

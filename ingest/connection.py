@@ -7,7 +7,7 @@
 - A watchdog reconnects a socket that has been silent for `ws_silence_timeout_s`
   (server pings count as life: websocket-client answers them inside `recv`).
 - A venue that wants client keepalives (OKX closes a connection quiet for 30 s) gets its
-  `keepalive` text after `KEEPALIVE_AFTER_S` without a frame.
+  `keepalive` text after `ws_keepalive_after_s` without a frame.
 - Connections are renewed before `ws_max_connection_age_s` (Binance closes at 24 h).
 - Reads time out every `_TICK_S`, so heartbeats, health and status keep their
   rhythm, and a stop request is seen within a second.
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 _TICK_S = 0.25
 SUBSCRIBE_SPACING_S = 0.25  # Binance allows 5 messages/s per connection
-KEEPALIVE_AFTER_S = 20.0  # below OKX's 30 s idle limit
 
 
 class RetriesExhausted(RuntimeError):
@@ -78,7 +77,7 @@ class FeedConnection:
             ws: websocket.WebSocket | None = None
             subscribed = False
             try:
-                ws = websocket.create_connection(self.url, timeout=self.settings.ws_subscribe_timeout_s)
+                ws = websocket.create_connection(self.url, timeout=self.settings.ws.subscribe_timeout_s)
                 self.connections += 1
                 self._subscribe(ws)
                 subscribed = True
@@ -99,12 +98,12 @@ class FeedConnection:
             if stopping:
                 break
             attempt += 1
-            if self.settings.ws_max_retries is not None and attempt > self.settings.ws_max_retries:
+            if self.settings.ws.max_retries is not None and attempt > self.settings.ws.max_retries:
                 raise RetriesExhausted(f"{self.venue.exchange}: gave up after {attempt - 1} retries; last: {reason}")
             # A connection that was up and ended (server close, age limit) reconnects at once, jittered.
-            delay = backoff_delay(attempt, self.settings.ws_backoff_initial_s, self.settings.ws_backoff_max_s)
+            delay = backoff_delay(attempt, self.settings.ws.backoff_initial_s, self.settings.ws.backoff_max_s)
             if subscribed:
-                delay = min(delay, self.settings.ws_backoff_initial_s)
+                delay = min(delay, self.settings.ws.backoff_initial_s)
             log.info(
                 "reconnecting exchange=%s in %.2fs attempt=%d after: %s", self.venue.exchange, delay, attempt, reason
             )
@@ -125,7 +124,7 @@ class FeedConnection:
             if i:
                 time.sleep(SUBSCRIBE_SPACING_S)
             ws.send(message)
-        deadline = self.monotonic() + self.settings.ws_subscribe_timeout_s
+        deadline = self.monotonic() + self.settings.ws.subscribe_timeout_s
         ws.settimeout(_TICK_S)
         while self.monotonic() < deadline:
             text = self._receive(ws)
@@ -136,7 +135,7 @@ class FeedConnection:
             decoded = self.pipeline.on_frame(text, self.wall_ms())
             if decoded is not None and decoded.subscribed:
                 return
-        raise _Disconnect(f"subscription not confirmed within {self.settings.ws_subscribe_timeout_s}s")
+        raise _Disconnect(f"subscription not confirmed within {self.settings.ws.subscribe_timeout_s}s")
 
     def _read(self, ws: websocket.WebSocket) -> str:
         opened = last_frame = last_keepalive = self.monotonic()
@@ -145,16 +144,16 @@ class FeedConnection:
             now = self.monotonic()
             if text is not None:
                 last_frame = now
-            elif self.venue.keepalive and now - max(last_frame, last_keepalive) >= KEEPALIVE_AFTER_S:
+            elif self.venue.keepalive and now - max(last_frame, last_keepalive) >= self.settings.ws.keepalive_after_s:
                 ws.send(self.venue.keepalive)
                 last_keepalive = now
                 self.pipeline.on_alive(self.wall_ms())
             if text:
                 self.pipeline.on_frame(text, self.wall_ms())
             self.pipeline.tick()
-            if now - last_frame > self.settings.ws_silence_timeout_s:
+            if now - last_frame > self.settings.ws.silence_timeout_s:
                 return f"silent for {now - last_frame:.1f}s (watchdog)"
-            if now - opened > self.settings.ws_max_connection_age_s:
+            if now - opened > self.settings.ws.max_connection_age_s:
                 return "connection age limit; renewing"
         return "stopped"
 

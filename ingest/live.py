@@ -57,7 +57,7 @@ def run_feed(
     """Run until `stop` (or `duration_s`); flush and close everything on the way out."""
     venue = make_venue(exchange, settings)
     recorder = (
-        Recorder(record_dir, exchange, rotate_bytes=settings.record_rotate_bytes, rotate_s=settings.record_rotate_s)
+        Recorder(record_dir, exchange, rotate_bytes=settings.record.rotate_bytes, rotate_s=settings.record.rotate_s)
         if record_dir is not None
         else None
     )

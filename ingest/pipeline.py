@@ -81,7 +81,7 @@ class FeedPipeline:
         self.source = f"{self.exchange}:ws"
         # canonical symbol -> the venue's own spelling, for REST calls
         self.exchange_symbols = {venue.canonical(s): s for s in symbols}
-        self.tracker = TradeIdTracker(settings.dedup_max_open_gaps)
+        self.tracker = TradeIdTracker(settings.ingest.dedup_max_open_gaps)
         self.counters = Counters()
         self._last_trade_ts: dict[str, int] = {}
         self._connected = False
@@ -92,8 +92,8 @@ class FeedPipeline:
         self._clock_offset: int | None = None  # exchange time - receipt time, latest frame
         self._last_heartbeat_ts = 0
         self._next_heartbeat = 0.0
-        self._next_health = now_ms() + settings.health_interval_s * 1000
-        self._next_status = now_ms() + settings.status_interval_s * 1000
+        self._next_health = now_ms() + settings.ingest.health_interval_s * 1000
+        self._next_status = now_ms() + settings.ingest.status_interval_s * 1000
         self._health_frames = 0
         self._health_lags: list[int] = []
         self._health_since = now_ms()
@@ -151,15 +151,15 @@ class FeedPipeline:
             self._check_sequence(decoded.sequence, ingest_ts)
         # Advanced Trade snapshots list trades newest first; gaps are judged in id order.
         for trade in sorted(decoded.trades, key=lambda t: (t.symbol, t.trade_id)):
-            self.on_trade(trade)
+            self.on_trade(trade, first_id=decoded.first_ids.get((trade.symbol, trade.trade_id)))
         for symbol, last_id in decoded.last_trade_ids.items():
             gap = self.tracker.expect(symbol, last_id)
             if gap is not None:
                 self._on_gap(symbol, gap, self._last_trade_ts.get(symbol), decoded.exchange_ts)
         return decoded
 
-    def on_trade(self, trade: Trade, *, backfilled: bool = False) -> None:
-        seen = self.tracker.observe(trade.symbol, trade.trade_id)
+    def on_trade(self, trade: Trade, *, backfilled: bool = False, first_id: int | None = None) -> None:
+        seen = self.tracker.observe(trade.symbol, trade.trade_id, first_id)
         if seen.duplicate:
             self.counters.duplicates += 1
             return
@@ -168,14 +168,14 @@ class FeedPipeline:
         self._last_trade_ts[trade.symbol] = max(trade.timestamp, self._last_trade_ts.get(trade.symbol, 0))
         if trade.ingest_ts is not None and not backfilled:
             self._health_lags.append(trade.ingest_ts - trade.timestamp)
-        self.sink.send(self.settings.kafka_topic, trade.key, trade.to_json())
+        self.sink.send(self.settings.kafka.topic, trade.key, trade.to_json())
         self.counters.trades += 1
         if backfilled:
             self.counters.backfilled += 1
 
     def dead_letter(self, raw: str, reason: str, detail: str, ingest_ts: int | None) -> None:
         record = side_records.dead_letter(self.source, reason, detail, raw, ingest_ts)
-        self.sink.send(self.settings.kafka_dlq_topic, self.source.encode(), side_records.to_json(record))
+        self.sink.send(self.settings.kafka.dlq_topic, self.source.encode(), side_records.to_json(record))
         self.counters.dead_letters += 1
         log.warning("dead letter source=%s reason=%s detail=%s raw=%.200s", self.source, reason, detail, raw)
 
@@ -234,7 +234,7 @@ class FeedPipeline:
 
     def _feed_event(self, record: dict[str, object], symbol: str | None) -> None:
         key = f"{self.exchange}:{symbol or ''}".encode()
-        self.sink.send(self.settings.kafka_feed_events_topic, key, side_records.to_json(record))
+        self.sink.send(self.settings.kafka.feed_events_topic, key, side_records.to_json(record))
         self.counters.feed_events += 1
 
     # periodic work ------------------------------------------------------------
@@ -242,12 +242,12 @@ class FeedPipeline:
     def tick(self, now: int | None = None) -> None:
         now = self.now_ms() if now is None else now
         if now >= self._next_heartbeat:
-            self._next_heartbeat = now + self.settings.heartbeat_interval_s * 1000
+            self._next_heartbeat = now + self.settings.ingest.heartbeat_interval_s * 1000
             self._heartbeat(now)
         if now >= self._next_health:
             self._health(now)
         if now >= self._next_status:
-            self._next_status = now + self.settings.status_interval_s * 1000
+            self._next_status = now + self.settings.ingest.status_interval_s * 1000
             log.info("status exchange=%s %s", self.exchange, self.status_line())
 
     def exchange_now(self, now: int) -> int | None:
@@ -260,14 +260,14 @@ class FeedPipeline:
         # Only while the venue is there (a quiet market's pings count): a heartbeat during
         # an outage would close bars that a reconnect or a backfill may still fill.
         alive = self._last_alive_ms
-        fresh = alive is not None and now - alive <= self.settings.ws_silence_timeout_s * 1000
+        fresh = alive is not None and now - alive <= self.settings.ws.silence_timeout_s * 1000
         estimate = self.exchange_now(now)
         if not (self._connected and fresh) or estimate is None:
             return
         timestamp = max(self._last_heartbeat_ts, estimate)
         self._last_heartbeat_ts = timestamp
         record = heartbeat(self.exchange, timestamp, now)
-        self.sink.send(self.settings.kafka_topic, f"{self.exchange}:heartbeat".encode(), side_records.to_json(record))
+        self.sink.send(self.settings.kafka.topic, f"{self.exchange}:heartbeat".encode(), side_records.to_json(record))
         self.counters.heartbeats += 1
 
     def _health(self, now: int) -> None:
@@ -283,7 +283,7 @@ class FeedPipeline:
         )
         self._feed_event(record, None)
         self._health_frames, self._health_lags, self._health_since = 0, [], now
-        self._next_health = now + self.settings.health_interval_s * 1000
+        self._next_health = now + self.settings.ingest.health_interval_s * 1000
 
     def status_line(self) -> str:
         c = self.counters

@@ -32,7 +32,7 @@ class Publisher:
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
         config: dict[str, Any] = {
-            "bootstrap_servers": settings.kafka_bootstrap_servers.split(","),
+            "bootstrap_servers": settings.kafka.bootstrap_servers.split(","),
             "acks": "all",
             "enable_idempotence": True,
             "compression_type": "zstd",
@@ -41,7 +41,7 @@ class Publisher:
             "max_in_flight_requests_per_connection": 5,
             "delivery_timeout_ms": 120_000,
             "client_id": "crypto-lakehouse-ingest",
-            "bootstrap_timeout_ms": settings.kafka_bootstrap_timeout_ms,
+            "bootstrap_timeout_ms": settings.kafka.bootstrap_timeout_ms,
         }
         config.update(overrides)
         self.config = config

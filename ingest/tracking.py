@@ -52,16 +52,18 @@ class TradeIdTracker:
         state = self._instruments.get(instrument)
         return [Gap(a, b) for a, b in state.gaps] if state else []
 
-    def observe(self, instrument: str, trade_id: int) -> Seen:
+    def observe(self, instrument: str, trade_id: int, first_id: int | None = None) -> Seen:
+        """Trade `trade_id` received; `first_id` when it stands for the ids first_id..trade_id (aggregated)."""
+        first = trade_id if first_id is None else min(first_id, trade_id)
         state = self._instruments.get(instrument)
         if state is None:
             self._instruments[instrument] = _Instrument(high=trade_id)
             return Seen()
-        if trade_id == state.high + 1:
+        if first <= state.high + 1 <= trade_id:
             state.high = trade_id
             return Seen()
         if trade_id > state.high:
-            gap = Gap(state.high + 1, trade_id - 1)
+            gap = Gap(state.high + 1, first - 1)
             state.high = trade_id
             self._open(instrument, state, gap)
             return Seen(gap=gap)

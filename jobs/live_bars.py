@@ -63,7 +63,7 @@ def _require_topic(consumer: KafkaConsumer, topic: str, settings: Settings) -> s
     partitions = consumer.partitions_for_topic(topic)
     if not partitions:
         raise TopicMissing(
-            f"topic {topic} does not exist on {settings.kafka_bootstrap_servers} (create it with `make kafka-up`)"
+            f"topic {topic} does not exist on {settings.kafka.bootstrap_servers} (create it with `make kafka-up`)"
         )
     return set(partitions)
 
@@ -71,24 +71,24 @@ def _require_topic(consumer: KafkaConsumer, topic: str, settings: Settings) -> s
 def _consumer(settings: Settings, from_beginning: bool) -> tuple[KafkaConsumer, int | None]:
     """A consumer of every partition of the trades topic, positioned; and the first window to emit."""
     consumer = KafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers.split(","),
+        bootstrap_servers=settings.kafka.bootstrap_servers.split(","),
         client_id="crypto-lakehouse-live-bars",
         enable_auto_commit=False,
         fetch_max_wait_ms=20,  # latency over batching: the default waits up to 500 ms for data
         max_poll_records=5000,
     )
     try:
-        partitions = _require_topic(consumer, settings.kafka_topic, settings)
-        _require_topic(consumer, settings.kafka_live_bars_topic, settings)
+        partitions = _require_topic(consumer, settings.kafka.topic, settings)
+        _require_topic(consumer, settings.kafka.live_bars_topic, settings)
     except TopicMissing:
         consumer.close()
         raise
-    tps = [TopicPartition(settings.kafka_topic, p) for p in sorted(partitions)]
+    tps = [TopicPartition(settings.kafka.topic, p) for p in sorted(partitions)]
     consumer.assign(tps)
     if from_beginning:
         consumer.seek_to_beginning(*tps)
         return consumer, None
-    since_ms = int(time.time() * 1000 - settings.live_bars_rewind_s * 1000)
+    since_ms = int(time.time() * 1000 - settings.live_bars.rewind_s * 1000)
     offsets = consumer.offsets_for_times({tp: since_ms for tp in tps})
     for tp in tps:
         found = offsets.get(tp)
@@ -103,20 +103,20 @@ def _consumer(settings: Settings, from_beginning: bool) -> tuple[KafkaConsumer, 
 
 def run(settings: Settings, stop: threading.Event, *, from_beginning: bool = False) -> Published:
     consumer, start_ms = _consumer(settings, from_beginning)
-    forming = FormingBars(interval_ms(settings.stream_watermark), start_ms=start_ms)
+    forming = FormingBars(interval_ms(settings.stream.watermark), start_ms=start_ms)
     published = Published()
     publisher = Publisher(settings, linger_ms=5, client_id="crypto-lakehouse-live-bars", max_block_ms=1000)
-    topic = settings.kafka_live_bars_topic
-    emit_every = settings.live_bars_emit_interval_ms / 1000
+    topic = settings.kafka.live_bars_topic
+    emit_every = settings.live_bars.emit_interval_ms / 1000
     last_emit = last_status = time.monotonic()
     status_in = 0
     newest: dict[TopicPartition, int] = {}  # per partition: the newest accepted event time read
     log.info(
         "reading %s from %s, publishing %s; watermark %s",
-        settings.kafka_topic,
-        "the beginning" if from_beginning else f"{settings.live_bars_rewind_s:.0f} s back",
+        settings.kafka.topic,
+        "the beginning" if from_beginning else f"{settings.live_bars.rewind_s:.0f} s back",
         topic,
-        settings.stream_watermark,
+        settings.stream.watermark,
     )
     try:
         while not stop.is_set():
@@ -148,7 +148,7 @@ def run(settings: Settings, stop: threading.Event, *, from_beginning: bool = Fal
                     except KafkaTimeoutError:
                         if attempt == attempts:
                             published.dropped += 1
-            if now - last_status >= settings.status_interval_s:
+            if now - last_status >= settings.ingest.status_interval_s:
                 _status(forming, published, status_in / (now - last_status), publisher.pending)
                 last_status, status_in = now, 0
     finally:
@@ -218,7 +218,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"live_bars: {exc}", file=sys.stderr)
         return 2
     except KafkaError as exc:
-        print(f"live_bars: Kafka at {settings.kafka_bootstrap_servers}: {exc}", file=sys.stderr)
+        print(f"live_bars: Kafka at {settings.kafka.bootstrap_servers}: {exc}", file=sys.stderr)
         return 1
     print(f"live_bars: {published.updates} updates published, {published.dropped} dropped")
     return 0

@@ -65,12 +65,12 @@ def _windows(text: str) -> tuple[int, ...]:
 def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFrame:
     reader = (
         spark.readStream.format("kafka")
-        .option("kafka.bootstrap.servers", settings.kafka_bootstrap_servers)
+        .option("kafka.bootstrap.servers", settings.kafka.bootstrap_servers)
         .option("subscribe", topic)
-        .option("startingOffsets", settings.stream_starting_offsets)
+        .option("startingOffsets", settings.stream.starting_offsets)
     )
-    if settings.stream_max_offsets_per_trigger:
-        reader = reader.option("maxOffsetsPerTrigger", settings.stream_max_offsets_per_trigger)
+    if settings.stream.max_offsets_per_trigger:
+        reader = reader.option("maxOffsetsPerTrigger", settings.stream.max_offsets_per_trigger)
     return reader.load()
 
 
@@ -86,9 +86,9 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
     The trades topic is read and parsed once for all its branches (`read_once`).
     """
     partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
-    trades = parse(kafka_source(spark, settings, settings.kafka_topic))
-    events = read_once(trades.withWatermark("event_time", settings.stream_watermark), partitions)
-    feed = parse_feed_events(kafka_source(spark, settings, settings.kafka_feed_events_topic))
+    trades = parse(kafka_source(spark, settings, settings.kafka.topic))
+    events = read_once(trades.withWatermark("event_time", settings.stream.watermark), partitions)
+    feed = parse_feed_events(kafka_source(spark, settings, settings.kafka.feed_events_topic))
     return tables_frame(
         {
             BAR_UPDATES: bar_updates(unique_trades(accepted(events))),
@@ -100,12 +100,12 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
 
 
 def checkpoint_dir(settings: Settings) -> Path:
-    root = Path(settings.checkpoint_path)
+    root = Path(settings.checkpoint.path)
     legacy = [name for name in LEGACY_CHECKPOINTS if (root / name / "offsets").is_dir()]
     if legacy and not (root / CHECKPOINT).exists():
         raise SystemExit(
             f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}). Starting this job "
-            f"there would read the topics again from {settings.stream_starting_offsets!r} into a lake that "
+            f"there would read the topics again from {settings.stream.starting_offsets!r} into a lake that "
             "already has those rows. Start over (make clean, or new --lake and --checkpoints), or pass "
             f"--starting-offsets with the offsets of the newest batch in {root / 'ohlc' / 'commits'} "
             f"(its entry in {root / 'ohlc' / 'offsets'})."
@@ -114,14 +114,14 @@ def checkpoint_dir(settings: Settings) -> Path:
 
 
 def lake_sink(settings: Settings) -> LakeSink:
-    if "://" in settings.lake_path or "://" in settings.checkpoint_path:
+    if "://" in settings.lake.path or "://" in settings.checkpoint.path:
         raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
     return LakeSink(
-        Path(settings.lake_path),
+        Path(settings.lake.path),
         checkpoint_dir(settings),
         STREAM_TABLES,
-        settings.stream_volatility_windows_s,
-        interval_ms(settings.stream_watermark),
+        settings.stream.volatility_windows_s,
+        interval_ms(settings.stream.watermark),
     )
 
 
@@ -136,24 +136,24 @@ def start_query(spark: SparkSession, settings: Settings, sink: LakeSink) -> Stre
         .foreachBatch(sink)
         .option("checkpointLocation", str(checkpoint))
     )
-    if settings.stream_trigger == "available-now":
+    if settings.stream.trigger == "available-now":
         return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=settings.stream_trigger).start()
+    return writer.trigger(processingTime=settings.stream.trigger).start()
 
 
 def run(settings: Settings) -> None:
     spark = spark_session("stream_ohlc")
     sink = lake_sink(settings)
-    spark.streams.addListener(ProgressListener(settings.lake_path, sink.late_trades))
+    spark.streams.addListener(ProgressListener(settings.lake.path, sink.late_trades))
     log.info(
         "starting master=%s topic=%s bootstrap=%s lake=%s checkpoints=%s trigger=%s watermark=%s",
         spark.sparkContext.master,
-        settings.kafka_topic,
-        settings.kafka_bootstrap_servers,
-        settings.lake_path,
-        settings.checkpoint_path,
-        settings.stream_trigger,
-        settings.stream_watermark,
+        settings.kafka.topic,
+        settings.kafka.bootstrap_servers,
+        settings.lake.path,
+        settings.checkpoint.path,
+        settings.stream.trigger,
+        settings.stream.watermark,
     )
     query: StreamingQuery | None = None
     try:

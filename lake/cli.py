@@ -172,9 +172,9 @@ def cmd_vacuum(args: argparse.Namespace, lake: Path) -> int:
 
 def cmd_maintain(args: argparse.Namespace, lake: Path) -> int:
     settings = Settings()
-    retention = args.retention or (duration(settings.lake_retention) if settings.lake_retention else None)
+    retention = args.retention or (duration(settings.lake.retention) if settings.lake.retention else None)
     return maintenance.run(
-        lake, args.every, retention, args.grace if args.grace is not None else duration(settings.lake_grace), sys.stdout
+        lake, args.every, retention, args.grace if args.grace is not None else duration(settings.lake.grace), sys.stdout
     )
 
 
@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    lake = Path(args.lake or Settings().lake_path).resolve()
+    lake = Path(args.lake or Settings().lake.path).resolve()
     try:
         return int(args.run(args, lake))
     except duckdb.Error as exc:

@@ -65,7 +65,7 @@ log = logging.getLogger("lake.compaction")
 
 # The query in lake/_progress whose watermark closes each table's partitions.
 WATERMARK_QUERY = {"ohlc": "ohlc", "volatility": "ohlc"}
-DEFAULT_GRACE_S = duration(Settings.model_fields["lake_grace"].default).total_seconds()
+DEFAULT_GRACE_S = duration(Settings.default("lake_grace")).total_seconds()
 
 
 @dataclass(frozen=True)

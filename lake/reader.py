@@ -34,7 +34,7 @@ def _empty_select(columns: tuple[Column, ...]) -> str:
 def table_columns(table: str, settings: Settings | None = None) -> tuple[Column, ...]:
     """A table's columns; volatility's depend on the configured windows."""
     if table == "volatility":
-        return volatility_columns((settings or Settings()).stream_volatility_windows_s)
+        return volatility_columns((settings or Settings()).stream.volatility_windows_s)
     return TABLES[table]
 
 
@@ -143,7 +143,7 @@ LATE_VIEW_SQL = (
 def views_sql(path: str | Path | None = None, settings: Settings | None = None) -> str:
     """The SQL that creates every view and macro: for the stock DuckDB CLI (`duckdb -init`)."""
     settings = settings or Settings()
-    lake = Path(path if path is not None else settings.lake_path).resolve()
+    lake = Path(path if path is not None else settings.lake.path).resolve()
     statements = ["SET TimeZone = 'UTC'"]
     # The macros are created over empty placeholder views: creating one binds the views it
     # names, which over a long file list costs as much as a query.
@@ -168,7 +168,7 @@ def connect(path: str | Path | None = None, read_only: bool = True) -> duckdb.Du
     query's result to a file.
     """
     settings = Settings()
-    lake = Path(path if path is not None else settings.lake_path).resolve()
+    lake = Path(path if path is not None else settings.lake.path).resolve()
     con = duckdb.connect(":memory:")
     try:
         con.execute(views_sql(lake, settings))

@@ -1,18 +1,26 @@
-"""The project's one settings object.
+"""The project's one settings object, one nested group per component.
 
-Defaults here; environment variables and a `.env` file override them (same
-names, upper case: `KAFKA_BOOTSTRAP_SERVERS`, `LAKE_PATH`, ...); each command's
-flags override those through `Settings.with_overrides`.
+Defaults here; environment variables and a `.env` file override them; each command's flags
+override those through `Settings.with_overrides`. A setting's environment name is its group
+and field joined by `_`, upper case, which is also its flat name for `with_overrides`:
+
+    settings.kafka.topic        KAFKA_TOPIC          with_overrides(kafka_topic=...)
+    settings.stream.watermark   STREAM_WATERMARK     with_overrides(stream_watermark=...)
+    settings.ingest.symbol_map  INGEST_SYMBOL_MAP    with_overrides(ingest_symbol_map=...)
+
+Each venue of `ingest.venues` has a group named after it (`BINANCE_WS_URL`, `OKX_REST_URL`);
+an empty URL means the venue's public endpoint, which the venue's own module holds.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
@@ -20,91 +28,68 @@ from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+class _Group(BaseModel):
+    # extra="ignore": LIVE_BARS_REWIND_S is offered to the `live` group too (as `bars_rewind_s`).
+    model_config = ConfigDict(frozen=True, extra="ignore")
 
-    # Kafka
-    kafka_bootstrap_servers: str = "127.0.0.1:9092"
-    kafka_topic: str = "crypto.trades"
-    kafka_dlq_topic: str = "crypto.trades.dlq"
-    kafka_feed_events_topic: str = "crypto.feed_events"
-    kafka_live_bars_topic: str = "crypto.bars.live"  # forming 1-second bars (jobs/live_bars.py)
-    kafka_live_bars_retention_ms: int = Field(default=3600 * 1000, ge=60_000)  # live bars are ephemeral
-    kafka_partitions: int = Field(default=4, ge=1)
-    kafka_retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
-    kafka_bootstrap_timeout_ms: int = Field(default=30_000, ge=100)  # producer: give up reaching the broker
 
-    # Lake and Spark checkpoints: local paths or any Hadoop URI (s3a://...)
-    lake_path: str = "lake"
-    checkpoint_path: str = "checkpoints"
+class KafkaSettings(_Group):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    topic: str = "crypto.trades"
+    dlq_topic: str = "crypto.trades.dlq"
+    feed_events_topic: str = "crypto.feed_events"
+    live_bars_topic: str = "crypto.bars.live"  # forming 1-second bars (jobs/live_bars.py)
+    live_bars_retention_ms: int = Field(default=3600 * 1000, ge=60_000)  # live bars are ephemeral
+    partitions: int = Field(default=4, ge=1)
+    retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
+    bootstrap_timeout_ms: int = Field(default=30_000, ge=100)  # producer: give up reaching the broker
+    home: str = ".kafka"  # the local broker started by `make kafka-up` and the tests
 
-    # Stream job
-    stream_watermark: str = "5 seconds"
-    stream_trigger: str = "0 seconds"  # the next micro-batch as soon as one ends; or "available-now"
-    stream_starting_offsets: str = "earliest"
-    stream_max_offsets_per_trigger: int | None = Field(default=None, ge=1)
-    # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]).
-    stream_volatility_windows_s: tuple[int, ...] = DEFAULT_VOLATILITY_WINDOWS_S
+    @property
+    def bootstrap_host_port(self) -> tuple[str, int]:
+        first = self.bootstrap_servers.split(",")[0]
+        host, _, port = first.rpartition(":")
+        return host or "127.0.0.1", int(port)
 
-    # Live bars (jobs/live_bars.py): at most one update per window per interval; on start, read
-    # back this far so the windows still forming are rebuilt from all their trades.
-    live_bars_emit_interval_ms: int = Field(default=50, ge=0)
-    live_bars_rewind_s: float = Field(default=30.0, ge=0)
 
-    # Lake maintenance (`python -m lake maintain`): keep partitions this long (e.g. "30d"; empty:
-    # keep everything), delete replaced files once no reader can hold them (grace), and how
-    # often `make live` runs it.
-    lake_retention: str = ""
-    lake_maintain_every: str = "30s"
-    lake_grace: str = "1h"
+class LakeSettings(_Group):
+    path: str = "lake"  # a local path or any Hadoop URI (s3a://...)
+    # Maintenance (`python -m lake maintain`): keep partitions this long (e.g. "30d"; empty: keep
+    # everything), delete replaced files once no reader can hold them (grace), and how often
+    # `make live` runs it.
+    retention: str = ""
+    maintain_every: str = "30s"
+    grace: str = "1h"
 
-    # `make live` (infra/live.py): its run folder (logs, lock, supervisor files) and the dashboard's port
-    live_home: str = ".live"
-    dashboard_port: int = Field(default=8501, ge=1, le=65535)
-
-    # Local broker started by `make kafka-up` and the tests
-    kafka_home: str = ".kafka"
-
-    # Live feeds (`python -m ingest live`). Empty URL = the venue's public endpoint.
-    binance_ws_url: str = "wss://stream.binance.com:9443/stream"
-    binance_rest_url: str = "https://api.binance.com"
-    coinbase_feed: Literal["matches", "market_trades"] = "matches"
-    coinbase_ws_url: str = ""  # default: the Exchange feed, or Advanced Trade for market_trades
-    coinbase_rest_url: str = "https://api.exchange.coinbase.com"
-    # Exchange symbol -> canonical symbol, e.g. {"BTC-USD": "BTCUSD"} (JSON in env).
-    symbol_map: dict[str, str] = Field(default_factory=dict)
-    ws_silence_timeout_s: float = Field(default=30.0, gt=0)  # watchdog: reconnect after this much silence
-    ws_subscribe_timeout_s: float = Field(default=10.0, gt=0)
-    ws_backoff_initial_s: float = Field(default=0.5, gt=0)
-    ws_backoff_max_s: float = Field(default=60.0, gt=0)
-    ws_max_connection_age_s: float = Field(default=23.5 * 3600, gt=0)  # Binance closes at 24 h
-    ws_max_retries: int | None = Field(default=None, ge=0)  # None = retry forever
-    heartbeat_interval_s: float = Field(default=1.0, gt=0)
-    health_interval_s: float = Field(default=10.0, gt=0)
-    status_interval_s: float = Field(default=10.0, gt=0)
-    backfill: bool = False  # fetch a detected trade-id gap over REST
-    dedup_max_open_gaps: int = Field(default=1000, ge=1)  # per symbol; bounds the dedup memory
-
-    # Raw recordings (`python -m ingest record`)
-    record_path: str = "recordings"
-    record_rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
-    record_rotate_s: float = Field(default=3600.0, gt=0)
-
-    @field_validator("stream_volatility_windows_s")
-    @classmethod
-    def _windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
-        if not value or any(w <= 0 for w in value) or len(set(value)) != len(value):
-            raise ValueError(f"expected distinct positive window lengths in seconds, got {value!r}")
-        return tuple(sorted(value))
-
-    @field_validator("lake_retention", "lake_maintain_every", "lake_grace")
+    @field_validator("retention", "maintain_every", "grace")
     @classmethod
     def _duration(cls, value: str) -> str:
         if value:
             duration(value)
         return value
 
-    @field_validator("stream_watermark", "stream_trigger")
+
+class CheckpointSettings(_Group):
+    path: str = "checkpoints"  # Spark checkpoints: a local path or any Hadoop URI
+
+
+class StreamSettings(_Group):
+    watermark: str = "5 seconds"
+    trigger: str = "0 seconds"  # the next micro-batch as soon as one ends; or "available-now"
+    starting_offsets: str = "earliest"
+    max_offsets_per_trigger: int | None = Field(default=None, ge=1)
+    # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]). The job
+    # records them in the lake (`lake.tables`), where readers take them from.
+    volatility_windows_s: tuple[int, ...] = DEFAULT_VOLATILITY_WINDOWS_S
+
+    @field_validator("volatility_windows_s")
+    @classmethod
+    def _windows(cls, value: tuple[int, ...]) -> tuple[int, ...]:
+        if not value or any(w <= 0 for w in value) or len(set(value)) != len(value):
+            raise ValueError(f"expected distinct positive window lengths in seconds, got {value!r}")
+        return tuple(sorted(value))
+
+    @field_validator("watermark", "trigger")
     @classmethod
     def _interval(cls, value: str) -> str:
         if value == "available-now":
@@ -114,24 +99,138 @@ class Settings(BaseSettings):
             raise ValueError(f"expected e.g. '5 seconds' or 'available-now', got {value!r}")
         return value
 
+
+class LiveBarsSettings(_Group):
+    # jobs/live_bars.py: at most one update per window per interval; on start, read back this
+    # far so the windows still forming are rebuilt from all their trades.
+    emit_interval_ms: int = Field(default=50, ge=0)
+    rewind_s: float = Field(default=30.0, ge=0)
+
+
+class LiveSettings(_Group):
+    home: str = ".live"  # `make live` (infra/live.py): logs, lock, supervisor files
+
+
+class DashboardSettings(_Group):
+    port: int = Field(default=8501, ge=1, le=65535)
+
+
+class IngestSettings(_Group):
+    """`python -m ingest live` and `record`, for every venue."""
+
+    # Exchange symbol -> canonical symbol, e.g. {"BTC-USD": "BTCUSD"} (JSON in env).
+    symbol_map: dict[str, str] = Field(default_factory=dict)
+    backfill: bool = False  # fetch a detected trade-id gap over REST
+    dedup_max_open_gaps: int = Field(default=1000, ge=1)  # per symbol; bounds the dedup memory
+    heartbeat_interval_s: float = Field(default=1.0, gt=0)
+    health_interval_s: float = Field(default=10.0, gt=0)
+    status_interval_s: float = Field(default=10.0, gt=0)
+
+
+class WsSettings(_Group):
+    silence_timeout_s: float = Field(default=30.0, gt=0)  # watchdog: reconnect after this much silence
+    subscribe_timeout_s: float = Field(default=10.0, gt=0)
+    backoff_initial_s: float = Field(default=0.5, gt=0)
+    backoff_max_s: float = Field(default=60.0, gt=0)
+    max_connection_age_s: float = Field(default=23.5 * 3600, gt=0)  # Binance closes at 24 h
+    max_retries: int | None = Field(default=None, ge=0)  # None = retry forever
+    # A venue that wants client keepalives gets one after this long without a frame (OKX cuts at 30 s).
+    keepalive_after_s: float = Field(default=20.0, gt=0)
+
+
+class RecordSettings(_Group):
+    path: str = "recordings"  # `python -m ingest record`
+    rotate_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
+    rotate_s: float = Field(default=3600.0, gt=0)
+
+
+class VenueSettings(_Group):
+    ws_url: str = ""  # empty: the venue's public endpoint
+    rest_url: str = ""
+
+
+class CoinbaseSettings(VenueSettings):
+    feed: Literal["matches", "market_trades"] = "matches"  # the Exchange feed, or Advanced Trade
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", extra="ignore", frozen=True, env_nested_delimiter="_", env_nested_max_split=1
+    )
+
+    kafka: KafkaSettings = KafkaSettings()
+    lake: LakeSettings = LakeSettings()
+    checkpoint: CheckpointSettings = CheckpointSettings()
+    stream: StreamSettings = StreamSettings()
+    live_bars: LiveBarsSettings = LiveBarsSettings()
+    live: LiveSettings = LiveSettings()
+    dashboard: DashboardSettings = DashboardSettings()
+    ingest: IngestSettings = IngestSettings()
+    ws: WsSettings = WsSettings()
+    record: RecordSettings = RecordSettings()
+    # One group per venue of ingest.venues.REGISTRY.
+    binance: VenueSettings = VenueSettings()
+    coinbase: CoinbaseSettings = CoinbaseSettings()
+
+    def __init__(self, **values: Any) -> None:
+        _refuse_renamed(env_file=Path(".env"))
+        super().__init__(**values)
+
+    @classmethod
+    def flat_names(cls) -> dict[str, tuple[str, str]]:
+        """KAFKA_TOPIC's lower-case flat name -> ("kafka", "topic"), for every setting."""
+        out = {}
+        for group, info in cls.model_fields.items():
+            model = info.annotation
+            assert isinstance(model, type) and issubclass(model, _Group)
+            for name in model.model_fields:
+                out[f"{group}_{name}"] = (group, name)
+        return out
+
+    @classmethod
+    def default(cls, flat: str) -> Any:
+        """The default of a setting by its flat name (`kafka_partitions`)."""
+        group, name = cls.flat_names()[flat]
+        return getattr(cls.model_fields[group].default, name)
+
+    def venue(self, name: str) -> VenueSettings:
+        """The settings group of venue `name` (an empty one if it has none)."""
+        group = getattr(self, name, None)
+        return group if isinstance(group, VenueSettings) else VenueSettings()
+
     def with_overrides(self, **overrides: Any) -> Settings:
-        """A copy with the given fields replaced; None means 'not given'."""
-        given = {k: v for k, v in overrides.items() if v is not None}
-        return type(self).model_validate({**self.model_dump(), **given})
+        """A copy with the given settings (flat names) replaced; None means 'not given'."""
+        names = self.flat_names()
+        unknown = sorted(set(overrides) - set(names))
+        if unknown:
+            raise TypeError(f"unknown settings {', '.join(unknown)}")
+        data = self.model_dump()
+        for flat, value in overrides.items():
+            if value is not None:
+                group, name = names[flat]
+                data[group][name] = value
+        return type(self).model_validate(data)
 
-    @property
-    def coinbase_url(self) -> str:
-        if self.coinbase_ws_url:
-            return self.coinbase_ws_url
-        if self.coinbase_feed == "market_trades":
-            return "wss://advanced-trade-ws.coinbase.com"
-        return "wss://ws-feed.exchange.coinbase.com"
 
-    @property
-    def bootstrap_host_port(self) -> tuple[str, int]:
-        first = self.kafka_bootstrap_servers.split(",")[0]
-        host, _, port = first.rpartition(":")
-        return host or "127.0.0.1", int(port)
+# Settings that had other names before the groups; a forgotten one must not be silently ignored.
+RENAMED = {
+    "SYMBOL_MAP": "INGEST_SYMBOL_MAP",
+    "BACKFILL": "INGEST_BACKFILL",
+    "DEDUP_MAX_OPEN_GAPS": "INGEST_DEDUP_MAX_OPEN_GAPS",
+    "HEARTBEAT_INTERVAL_S": "INGEST_HEARTBEAT_INTERVAL_S",
+    "HEALTH_INTERVAL_S": "INGEST_HEALTH_INTERVAL_S",
+    "STATUS_INTERVAL_S": "INGEST_STATUS_INTERVAL_S",
+}
+
+
+def _refuse_renamed(env_file: Path) -> None:
+    names = set(os.environ)
+    if env_file.is_file():
+        names |= {line.split("=", 1)[0].strip().upper() for line in env_file.read_text().splitlines() if "=" in line}
+    old = sorted(names & set(RENAMED))
+    if old:
+        moves = ", ".join(f"{n} -> {RENAMED[n]}" for n in old)
+        raise ValueError(f"renamed settings in the environment or .env: {moves}")
 
 
 _UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}

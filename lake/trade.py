@@ -65,7 +65,7 @@ class Trade:
 
 
 def mapped(trade: Trade, symbol_map: dict[str, str]) -> Trade:
-    """The trade under its configured canonical symbol (`SYMBOL_MAP`), if it has one."""
+    """The trade under its configured canonical symbol (`INGEST_SYMBOL_MAP`), if it has one."""
     symbol = symbol_map.get(trade.symbol)
     return trade if symbol is None else dataclasses.replace(trade, symbol=symbol)
 

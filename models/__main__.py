@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     logs.configure()
     np.seterr(all="ignore")
     parser = argparse.ArgumentParser(prog="python -m models")
-    parser.add_argument("--lake", default=Settings().lake_path)
+    parser.add_argument("--lake", default=Settings().lake.path)
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="walk-forward evaluation, report, and a saved model")
     tr.add_argument("--task", choices=TASKS, required=True)

@@ -74,8 +74,8 @@ def job_args(
     """The job's arguments for a test: its broker and topics, a lake, checkpoints and a trigger."""
     args = [
         "--bootstrap-servers", kafka,
-        "--topic", settings.kafka_topic,
-        "--feed-events-topic", settings.kafka_feed_events_topic,
+        "--topic", settings.kafka.topic,
+        "--feed-events-topic", settings.kafka.feed_events_topic,
         "--lake", str(lake),
         "--checkpoints", str(checkpoints),
         "--trigger", trigger,
@@ -109,3 +109,12 @@ def job_failure(job: subprocess.CompletedProcess[str]) -> str:
         and not line.lstrip().startswith("at ")
     ]
     return "\n".join(keep[:80])
+
+
+@pytest.fixture
+def exchange() -> Iterator[list[Any]]:
+    """Fake exchanges a test starts (`tests.fake_exchange`), stopped after it."""
+    started: list[Any] = []
+    yield started
+    for fake in started:
+        fake.stop()

@@ -35,8 +35,8 @@ def fresh_topics(bootstrap: str, tmp_dir: Any, partitions: int = 4, **overrides:
     )
     host, port = bootstrap.split(":")
     broker = LocalKafka(tmp_dir, host, int(port))
-    broker.ensure_topics([settings.kafka_topic], partitions=partitions)
-    broker.ensure_topics([settings.kafka_dlq_topic, settings.kafka_feed_events_topic], partitions=1)
+    broker.ensure_topics([settings.kafka.topic], partitions=partitions)
+    broker.ensure_topics([settings.kafka.dlq_topic, settings.kafka.feed_events_topic], partitions=1)
     return settings
 
 

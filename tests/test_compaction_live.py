@@ -40,7 +40,7 @@ SPLIT_MS = START_MS + 90_000  # tape A: 23:59:00 .. 00:00:30; tape B: .. 00:02:0
 def _publish(settings: Settings, records: list[dict[str, Any]], speed: float, closing: bool) -> None:
     with Publisher(settings) as publisher:
         replay(
-            records, publisher, settings.kafka_topic, speed=speed, closing_heartbeat_after_ms=6000 if closing else None
+            records, publisher, settings.kafka.topic, speed=speed, closing_heartbeat_after_ms=6000 if closing else None
         )
 
 

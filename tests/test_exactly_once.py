@@ -60,7 +60,7 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     settings = fresh_topics(kafka, tmp_path)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
     write_tape(tmp_path / "tape.ndjson", tape)
-    _replay(tmp_path / "tape.ndjson", kafka, settings.kafka_topic)
+    _replay(tmp_path / "tape.ndjson", kafka, settings.kafka.topic)
 
     clean = tmp_path / "clean"
     job = run_job(*_job_args(kafka, settings, clean))
@@ -108,7 +108,7 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     heartbeats = 0
     for n, batch in enumerate(batches):
         write_tape(tmp_path / f"part{n}.ndjson", batch)
-        _replay(tmp_path / f"part{n}.ndjson", kafka, settings.kafka_topic)
+        _replay(tmp_path / f"part{n}.ndjson", kafka, settings.kafka.topic)
         heartbeats += 1  # each replay closes with one heartbeat
         job = run_job(*_job_args(kafka, settings, work))
         assert job.returncode == 0, job_failure(job)

@@ -15,7 +15,7 @@ from lake.schema import DEAD_LETTER, FEED_EVENT, column_names
 from lake.settings import load
 from tests.exchange_data import binance_trade_frames, coinbase_advanced_frames, coinbase_match_frames
 
-SETTINGS = load(kafka_topic="t", kafka_dlq_topic="dlq", kafka_feed_events_topic="fe", health_interval_s=1)
+SETTINGS = load(kafka_topic="t", kafka_dlq_topic="dlq", kafka_feed_events_topic="fe", ingest_health_interval_s=1)
 
 
 class ListSink:

@@ -56,12 +56,12 @@ def test_live_flushes_everything_on_sigterm(kafka: str, tmp_path: Path, binance_
         "--url",
         binance_fake.ws_url,
         "--topic",
-        settings.kafka_topic,
+        settings.kafka.topic,
         "--bootstrap-servers",
         kafka,
         env={
-            "KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic,
-            "KAFKA_FEED_EVENTS_TOPIC": settings.kafka_feed_events_topic,
+            "KAFKA_DLQ_TOPIC": settings.kafka.dlq_topic,
+            "KAFKA_FEED_EVENTS_TOPIC": settings.kafka.feed_events_topic,
             "WS_BACKOFF_INITIAL_S": "0.05",
         },
     )
@@ -73,7 +73,7 @@ def test_live_flushes_everything_on_sigterm(kafka: str, tmp_path: Path, binance_
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert out.strip() == "binance: 2000 trades, 0 dead letters, 0 gaps"
-    trades = [r.value for r in consume(kafka, settings.kafka_topic) if r.value["type"] == "trade"]
+    trades = [r.value for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
     assert Counter((t["symbol"], t["trade_id"]) for t in trades) == Counter(trade_ids(binance_fake.frames, "binance"))
     assert "signal SIGTERM: stopping" in err and "final status exchange=binance" in err
 
@@ -84,7 +84,7 @@ def test_a_refused_subscription_exits_2_with_the_venue_message(kafka: str, tmp_p
     try:
         proc = _cli(
             "live", "--exchange", "binance", "--symbols", "NOPE", "--url", fake.ws_url, "--bootstrap-servers", kafka,
-            "--topic", settings.kafka_topic, env={"KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic},
+            "--topic", settings.kafka.topic, env={"KAFKA_DLQ_TOPIC": settings.kafka.dlq_topic},
         )  # fmt: skip
         _out, err = proc.communicate(timeout=60)
     finally:
@@ -92,7 +92,7 @@ def test_a_refused_subscription_exits_2_with_the_venue_message(kafka: str, tmp_p
     assert proc.returncode == 2
     assert "binance refused request" in err and "unknown symbol" in err
     # The refusal is also a dead letter, as the same frame is on replay of a recording.
-    dead = [m.value for m in consume(kafka, settings.kafka_dlq_topic)]
+    dead = [m.value for m in consume(kafka, settings.kafka.dlq_topic)]
     assert [d["reason"] for d in dead] == ["subscription_rejected"]
 
 
@@ -139,10 +139,10 @@ def test_record_rotates_files_and_replays_them_to_the_same_trades(
     assert len(raw) - len(data) == 2  # one subscription reply per connection
 
     settings = fresh_topics(kafka, tmp_path)
-    rep = _cli("replay", *map(str, files), "--topic", settings.kafka_topic, "--bootstrap-servers", kafka)
+    rep = _cli("replay", *map(str, files), "--topic", settings.kafka.topic, "--bootstrap-servers", kafka)
     _out, err = rep.communicate(timeout=120)
     assert rep.returncode == 0, err
-    trades = [r.value for r in consume(kafka, settings.kafka_topic) if r.value["type"] == "trade"]
+    trades = [r.value for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
     assert Counter((t["symbol"], t["trade_id"]) for t in trades) == Counter(trade_ids(binance_fake.frames, "binance"))
 
 
@@ -171,16 +171,16 @@ def test_replay_reads_third_party_captures_and_dead_letters_bad_frames(
         "replay",
         *map(str, files),
         "--topic",
-        settings.kafka_topic,
+        settings.kafka.topic,
         "--bootstrap-servers",
         kafka,
-        env={"KAFKA_DLQ_TOPIC": settings.kafka_dlq_topic},
+        env={"KAFKA_DLQ_TOPIC": settings.kafka.dlq_topic},
     )
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    trades = [r.value for r in consume(kafka, settings.kafka_topic) if r.value["type"] == "trade"]
+    trades = [r.value for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
     assert Counter((t["symbol"], t["trade_id"]) for t in trades) == expected
-    dlq = [r.value for r in consume(kafka, settings.kafka_dlq_topic)]
+    dlq = [r.value for r in consume(kafka, settings.kafka.dlq_topic)]
     assert [(d["reason"], d["source"]) for d in dlq] == (
         [("malformed_json", "replay:bad.gz")] if len(files) > 1 else []
     )
@@ -198,11 +198,11 @@ def test_replay_keeps_inter_arrival_times_at_speed(
     write_tape(tape, window)
     settings = fresh_topics(kafka, tmp_path, partitions=1)
     proc = _cli(
-        "replay", str(tape), "--speed", str(speed), "--topic", settings.kafka_topic, "--bootstrap-servers", kafka
+        "replay", str(tape), "--speed", str(speed), "--topic", settings.kafka.topic, "--bootstrap-servers", kafka
     )
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    got = [r for r in consume(kafka, settings.kafka_topic) if r.value["type"] == "trade"]
+    got = [r for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
     assert len(got) == len(window)
     t0, s0 = got[0].timestamp_ms, got[0].value["ingest_ts"]
     errors = sorted(abs((r.timestamp_ms - t0) - (r.value["ingest_ts"] - s0) / speed) for r in got)
@@ -227,14 +227,14 @@ def test_synth_publishes_the_requested_count(kafka: str, tmp_path: Path) -> None
         "--speed",
         "0",
         "--topic",
-        settings.kafka_topic,
+        settings.kafka.topic,
         "--bootstrap-servers",
         kafka,
     )
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    assert out.strip() == f"published 3000 synthetic trades to {settings.kafka_topic}"
-    records = [r.value for r in consume(kafka, settings.kafka_topic)]
+    assert out.strip() == f"published 3000 synthetic trades to {settings.kafka.topic}"
+    records = [r.value for r in consume(kafka, settings.kafka.topic)]
     assert Counter(r["type"] for r in records) == {"trade": 3000, "heartbeat": 1}
     assert {r["symbol"] for r in records if r["type"] == "trade"} == {"SYN0USD", "SYN1USD", "SYN2USD"}
     assert all(json.loads(json.dumps(r)) == r for r in records)

@@ -14,14 +14,14 @@ def test_end_offsets_come_from_the_broker(kafka: str, tmp_path, monkeypatch: pyt
     settings = fresh_topics(kafka, tmp_path, partitions=2)
     producer = KafkaProducer(bootstrap_servers=kafka)
     for i in range(5):
-        producer.send(settings.kafka_topic, key=b"k", value=str(i).encode())
+        producer.send(settings.kafka.topic, key=b"k", value=str(i).encode())
     producer.flush()
     producer.close()
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", kafka)
-    offsets = kafka_lag.broker_end_offsets.__wrapped__((settings.kafka_topic,))  # type: ignore[attr-defined]
+    offsets = kafka_lag.broker_end_offsets.__wrapped__((settings.kafka.topic,))  # type: ignore[attr-defined]
     assert offsets is not None
-    assert sorted(offsets[settings.kafka_topic]) == ["0", "1"]
-    assert sum(offsets[settings.kafka_topic].values()) == 5
+    assert sorted(offsets[settings.kafka.topic]) == ["0", "1"]
+    assert sum(offsets[settings.kafka.topic].values()) == 5
 
 
 def test_no_broker_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:

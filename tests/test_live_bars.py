@@ -40,13 +40,13 @@ BAR_COLUMNS = [c for c in column_names(OHLC) if c != "date"]
 
 
 def _cli(settings: Settings, *args: str) -> list[str]:
-    return [*args, "--bootstrap-servers", settings.kafka_bootstrap_servers, "--topic", settings.kafka_topic]
+    return [*args, "--bootstrap-servers", settings.kafka.bootstrap_servers, "--topic", settings.kafka.topic]
 
 
 def live_updates(settings: Settings, idle_s: float = 8.0, timeout_s: float = 120) -> list[tuple[int, dict[str, Any]]]:
     """Every update on the live topic, with its Kafka timestamp, once none has arrived for `idle_s`."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False)
-    topic = settings.kafka_live_bars_topic
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka.bootstrap_servers, enable_auto_commit=False)
+    topic = settings.kafka.live_bars_topic
     tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
     consumer.assign(tps)
     consumer.seek_to_beginning(*tps)
@@ -64,12 +64,12 @@ def live_updates(settings: Settings, idle_s: float = 8.0, timeout_s: float = 120
 def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     work = tmp_path_factory.mktemp("live_bars")
     settings = fresh_topics(kafka, work)
-    settings = settings.with_overrides(kafka_live_bars_topic=f"{settings.kafka_topic}.live")
+    settings = settings.with_overrides(kafka_live_bars_topic=f"{settings.kafka.topic}.live")
     host, port = kafka.split(":")
-    LocalKafka(work, host, int(port)).ensure_topics([settings.kafka_live_bars_topic], partitions=4)
+    LocalKafka(work, host, int(port)).ensure_topics([settings.kafka.live_bars_topic], partitions=4)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
     write_tape(work / "tape.ndjson", tape)
-    env = {**os.environ, "KAFKA_LIVE_BARS_TOPIC": settings.kafka_live_bars_topic}
+    env = {**os.environ, "KAFKA_LIVE_BARS_TOPIC": settings.kafka.live_bars_topic}
     live = subprocess.Popen(
         _cli(settings, sys.executable, "-m", "jobs.live_bars", "--from-beginning"),
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
@@ -77,8 +77,8 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     try:
         # Garbage on the trades topic first: the live stream must carry on past it.
         producer = KafkaProducer(bootstrap_servers=kafka)
-        producer.send(settings.kafka_topic, key=b"binance:BTCUSDT", value=b"{not json").get(timeout=30)
-        producer.send(settings.kafka_topic, key=b"binance:BTCUSDT", value=b'{"type":"trade","v":1}').get(timeout=30)
+        producer.send(settings.kafka.topic, key=b"binance:BTCUSDT", value=b"{not json").get(timeout=30)
+        producer.send(settings.kafka.topic, key=b"binance:BTCUSDT", value=b'{"type":"trade","v":1}').get(timeout=30)
         producer.close()
         replay = _cli(settings, sys.executable, "-m", "ingest", "replay", str(work / "tape.ndjson"), "--speed", "40")
         done = subprocess.run(replay, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, check=False)

@@ -10,7 +10,6 @@ import json
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +37,8 @@ FAST = {
     "ws_backoff_initial_s": 0.05,
     "ws_backoff_max_s": 0.2,
     "ws_silence_timeout_s": 2.0,
-    "health_interval_s": 1.0,
-    "status_interval_s": 1.0,
+    "ingest_health_interval_s": 1.0,
+    "ingest_status_interval_s": 1.0,
 }
 BAD = [
     ("{not json", "malformed_json"),
@@ -61,14 +60,6 @@ BAD = [
     ),
     ('{"something":"else"}', "unknown_message_type"),
 ]
-
-
-@pytest.fixture
-def exchange() -> Iterator[list[FakeExchange]]:
-    started: list[FakeExchange] = []
-    yield started
-    for fake in started:
-        fake.stop()
 
 
 def _serve(started: list[FakeExchange], protocol: str, frames: list[str], plans: list[Plan], **kw: Any) -> FakeExchange:
@@ -105,12 +96,12 @@ def _ingest(fake: FakeExchange, settings: Settings, exchange: str, symbols: list
 
 
 def _published(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    records = consume(settings.kafka_bootstrap_servers, settings.kafka_topic)
+    records = consume(settings.kafka.bootstrap_servers, settings.kafka.topic)
     trades = [r.value for r in records if r.value["type"] == "trade"]
     beats = [r for r in records if r.value["type"] == "heartbeat"]
     assert all(r.key == f"{r.value['exchange']}:{r.value['symbol']}" for r in records if r.value["type"] == "trade")
-    dlq = [r.value for r in consume(settings.kafka_bootstrap_servers, settings.kafka_dlq_topic)]
-    events = [r.value for r in consume(settings.kafka_bootstrap_servers, settings.kafka_feed_events_topic)]
+    dlq = [r.value for r in consume(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic)]
+    events = [r.value for r in consume(settings.kafka.bootstrap_servers, settings.kafka.feed_events_topic)]
     return trades, [b.value for b in beats], dlq + events
 
 
@@ -172,7 +163,7 @@ def test_binance_skipped_trades_are_reported_or_backfilled(
     frames = binance_trade_frames(2000)
     plans: list[Plan] = [[("send", 500), ("skip", 30), ("send", 500), ("drop",)], [("skip", 25)]]
     fake = _serve(exchange, "binance", frames, plans, rest_trades=binance_rest(frames))
-    settings = fresh_topics(kafka, tmp_path, backfill=backfill, binance_rest_url=fake.rest_url, **FAST)
+    settings = fresh_topics(kafka, tmp_path, ingest_backfill=backfill, binance_rest_url=fake.rest_url, **FAST)
     counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
 
     trades, _beats, side = _published(settings)
@@ -210,7 +201,7 @@ def test_coinbase_matches_reconnect_and_backfill_over_rest(
     plans: list[Plan] = [[("send", 60), ("skip", 8), ("send", 40), ("drop",)], [("repeat", 10)]]
     fake = _serve(exchange, "coinbase", frames, plans, rest_trades=coinbase_rest(frames))
     products = sorted({json.loads(f)["product_id"] for f in frames if '"match"' in f})
-    settings = fresh_topics(kafka, tmp_path, backfill=True, coinbase_rest_url=fake.rest_url, **FAST)
+    settings = fresh_topics(kafka, tmp_path, ingest_backfill=True, coinbase_rest_url=fake.rest_url, **FAST)
     counters = _ingest(fake, settings, "coinbase", products)
 
     trades, _beats, side = _published(settings)

@@ -102,7 +102,7 @@ def test_maintain_every_few_seconds_while_the_job_writes(kafka: str, tmp_path: P
 
 def _publish(settings: Any, records: list[dict[str, Any]]) -> None:
     with Publisher(settings) as publisher:
-        replay(records, publisher, settings.kafka_topic, speed=5.0, closing_heartbeat_after_ms=6000)
+        replay(records, publisher, settings.kafka.topic, speed=5.0, closing_heartbeat_after_ms=6000)
 
 
 def test_kill_9_mid_pass_leaves_the_lake_as_it_was_and_the_next_pass_finishes(tmp_path: Path) -> None:

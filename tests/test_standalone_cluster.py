@@ -102,7 +102,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_the_job_runs_on_a_standalone_cluster(standalone: str, kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
-    _replay(SAMPLE, kafka, settings.kafka_topic)
+    _replay(SAMPLE, kafka, settings.kafka.topic)
     job = subprocess.run(
         [
             str(Path(sys.executable).parent / "spark-submit"),

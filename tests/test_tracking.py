@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.tracking import Gap, TradeIdTracker
+from ingest.tracking import Gap, Seen, TradeIdTracker
 
 
 def test_contiguous_ids_are_new_and_repeats_are_duplicates() -> None:
@@ -23,6 +23,15 @@ def test_a_jump_opens_a_gap_that_late_ids_fill_once() -> None:
     assert t.observe("X", 12).duplicate
     assert t.observe("X", 9).duplicate  # below the first id seen: a replay of older trades
     assert t.open_gaps("Y") == []
+
+
+def test_an_aggregated_trade_covers_its_span_of_ids() -> None:
+    t = TradeIdTracker()
+    t.observe("X", 10)
+    assert t.observe("X", 14, first_id=11) == Seen()  # ids 11..14 in one push: no gap
+    assert t.high("X") == 14
+    assert t.observe("X", 20, first_id=18).gap == Gap(15, 17)  # only the ids before the span are missing
+    assert t.observe("X", 20, first_id=18).duplicate
 
 
 def test_the_venue_announcing_its_last_id_opens_a_gap() -> None:

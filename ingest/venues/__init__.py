@@ -33,7 +33,7 @@ def make_venue(exchange: str, settings: Settings) -> Venue:
 
 def make_backfiller(exchange: str, settings: Settings) -> Backfiller | None:
     """The venue's REST gap filler when `--backfill` is on and the venue can page by trade id."""
-    return spec(exchange).backfiller(settings) if settings.backfill else None
+    return spec(exchange).backfiller(settings) if settings.ingest.backfill else None
 
 
 def venue_named_in(text: str) -> str:

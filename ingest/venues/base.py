@@ -9,8 +9,9 @@ publishing live elsewhere (`ingest.connection`, `ingest.pipeline`).
 
 Gap rules are the same for every venue so far: each instrument's trade ids are
 consecutive integers (`ingest.tracking`). A venue adds to them through `Decoded`:
-a connection-wide `sequence` (Advanced Trade) or the venue's `last_trade_ids`
-(the Exchange feed's heartbeats).
+a connection-wide `sequence` (Advanced Trade), the venue's `last_trade_ids`
+(the Exchange feed's heartbeats), or the span of ids an aggregated trade stands for
+(`first_ids`, OKX).
 """
 
 from __future__ import annotations
@@ -45,6 +46,9 @@ class Decoded:
     sequence: int | None = None  # the connection's message sequence, where the venue has one
     last_trade_ids: dict[str, int] = field(default_factory=dict)  # symbol -> venue's last trade id
     subscribed: bool = False  # this frame confirms our subscription
+    # (symbol, trade id) -> the first id an aggregated trade stands for (OKX's `count`): the ids
+    # first..trade id are all received, not a gap.
+    first_ids: dict[tuple[str, int], int] = field(default_factory=dict)
 
 
 class Venue(Protocol):

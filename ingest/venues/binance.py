@@ -153,11 +153,11 @@ class BinanceRest(RestClient):
 
 
 def _venue(settings: Settings) -> Binance:
-    return Binance(settings.binance_ws_url or WS_URL, settings.symbol_map)
+    return Binance(settings.binance.ws_url or WS_URL, settings.ingest.symbol_map)
 
 
 def _backfiller(settings: Settings) -> Backfiller:
-    return BinanceRest(settings.binance_rest_url or REST_URL, settings.symbol_map)
+    return BinanceRest(settings.binance.rest_url or REST_URL, settings.ingest.symbol_map)
 
 
 SPEC = VenueSpec(EXCHANGE, "Binance spot, <symbol>@trade", _venue, _backfiller)

@@ -254,16 +254,16 @@ class CoinbaseRest(RestClient):
 
 
 def _venue(settings: Settings) -> Coinbase:
-    advanced = settings.coinbase_feed == "market_trades"
-    url = settings.coinbase_ws_url or (ADVANCED_TRADE_URL if advanced else EXCHANGE_FEED_URL)
-    return Coinbase(url, settings.symbol_map, settings.coinbase_feed)
+    advanced = settings.coinbase.feed == "market_trades"
+    url = settings.coinbase.ws_url or (ADVANCED_TRADE_URL if advanced else EXCHANGE_FEED_URL)
+    return Coinbase(url, settings.ingest.symbol_map, settings.coinbase.feed)
 
 
 def _backfiller(settings: Settings) -> Backfiller | None:
-    if settings.coinbase_feed == "market_trades":
+    if settings.coinbase.feed == "market_trades":
         log.warning("backfill: Advanced Trade has no trade history by id; gaps will be reported, not filled")
         return None
-    return CoinbaseRest(settings.coinbase_rest_url or REST_URL, settings.symbol_map)
+    return CoinbaseRest(settings.coinbase.rest_url or REST_URL, settings.ingest.symbol_map)
 
 
 SPEC = VenueSpec(
