@@ -171,6 +171,7 @@ class Settings(BaseSettings):
     # One group per venue of ingest.venues.REGISTRY.
     binance: VenueSettings = VenueSettings()
     coinbase: CoinbaseSettings = CoinbaseSettings()
+    okx: VenueSettings = VenueSettings()
 
     def __init__(self, **values: Any) -> None:
         _refuse_renamed(env_file=Path(".env"))

@@ -56,6 +56,22 @@ def coinbase_advanced_frames() -> list[str]:
     return [f for f in frames if json.loads(f).get("channel") in ("market_trades", "heartbeats")]
 
 
+def okx_frames() -> list[str]:
+    """The OKX capture's received frames after its subscribe replies: spot, futures and swap trades,
+    tickers and books, as a connection subscribed to all of them received them."""
+    frames = [text for _ts, text in read_cryptofeed_raw(DATA / "okx" / "OKX.ws.1.0")]
+    return [f for f in frames if "event" not in json.loads(f)]
+
+
+def okx_rest(frames: list[str]) -> list[RestTrade]:
+    rows = []
+    for text in frames:
+        frame: dict[str, Any] = json.loads(text)
+        if frame.get("arg", {}).get("channel") == "trades":
+            rows.extend(RestTrade(r["instId"], r, int(r["tradeId"])) for r in frame["data"])
+    return rows
+
+
 def trade_ids(frames: list[str], exchange: str) -> set[tuple[str, int]]:
     """(canonical symbol, trade id) of every trade in `frames`."""
     from ingest.frames import frame_trades

@@ -1,7 +1,7 @@
 """A fake exchange on loopback that replays real recorded frames, with scripted faults.
 
 It speaks the subscribe handshake of Binance's combined stream, Coinbase's Exchange
-feed and Coinbase Advanced Trade, then plays the recorded frames. Each connection
+feed, Coinbase Advanced Trade and OKX's v5 public stream, then plays the recorded frames. Each connection
 follows the next `Plan` in the list; the frame cursor carries over between
 connections, as the market goes on while a client is away:
 
@@ -12,10 +12,11 @@ connections, as the market goes on while a client is away:
     ("drop",)        close the TCP socket without a close frame
     ("close",)       a clean WebSocket close
     ("silence",)     send nothing more (no close), until the client goes away
+    ("quiet", s)     for s seconds send nothing, not even pings, but answer OKX's `ping` text
     ("reject",)      answer the subscribe with the venue's error message
 
 After its plan, a connection sends whatever frames are left and then stays open, with a
-ping every 0.3 s ("silence" sends no pings: a dead peer).
+ping every 0.3 s ("silence" sends no pings: a dead peer); it answers OKX's `ping` text with `pong`.
 It also serves the venues' REST trade history for backfill, from the same frames.
 """
 
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -45,7 +47,7 @@ class RestTrade:
 
 @dataclass
 class FakeExchange:
-    protocol: str  # "binance" | "coinbase" | "coinbase-advanced"
+    protocol: str  # "binance" | "coinbase" | "coinbase-advanced" | "okx"
     frames: list[str]
     plans: list[Plan] = field(default_factory=list)
     rest_trades: list[RestTrade] = field(default_factory=list)
@@ -59,6 +61,8 @@ class FakeExchange:
     _connections: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _sequence: int = 0
+    keepalives: int = 0  # OKX `ping` texts received
+    quiet_over: threading.Event = field(default_factory=threading.Event)
 
     # lifecycle ---------------------------------------------------------------
 
@@ -84,7 +88,8 @@ class FakeExchange:
 
     @property
     def ws_url(self) -> str:
-        return f"ws://{self.host}:{self.port}/stream" if self.protocol == "binance" else f"ws://{self.host}:{self.port}"
+        path = {"binance": "/stream", "okx": "/ws/v5/public"}.get(self.protocol, "")
+        return f"ws://{self.host}:{self.port}{path}"
 
     @property
     def rest_url(self) -> str:
@@ -113,9 +118,12 @@ class FakeExchange:
             while not self._stop.is_set():  # stay open, pinging as Binance does; the client decides
                 ws.ping()
                 try:
-                    ws.recv(timeout=0.3)
+                    message = ws.recv(timeout=0.3)
                 except TimeoutError:
                     continue
+                if message == "ping" and self.protocol == "okx":
+                    self.keepalives += 1
+                    ws.send("pong")
         except ConnectionClosed:
             return
 
@@ -127,6 +135,10 @@ class FakeExchange:
             if reject:
                 ws.send(json.dumps(self._rejection(message)))
                 return False
+            if self.protocol == "okx":  # one confirmation per argument
+                for arg in message["args"]:
+                    ws.send(json.dumps({"event": "subscribe", "arg": arg, "connId": "a4d3ae55"}))
+                continue
             reply = self._confirmation(message)
             if reply is not None:
                 ws.send(json.dumps(reply))
@@ -152,6 +164,8 @@ class FakeExchange:
     def _rejection(self, message: dict[str, Any]) -> dict[str, Any]:
         if self.protocol == "binance":
             return {"error": {"code": 2, "msg": "Invalid request: unknown symbol"}, "id": message.get("id")}
+        if self.protocol == "okx":
+            return {"event": "error", "code": "60018", "msg": "Wrong URL or channel:trades,instId:NOPE doesn't exist"}
         return {"type": "error", "message": "Failed to subscribe", "reason": "NOPE-USD is not a valid product"}
 
     def _step(self, ws: ServerConnection, step: tuple[Any, ...]) -> bool:
@@ -177,6 +191,17 @@ class FakeExchange:
             return False
         elif action == "reject":
             pass
+        elif action == "quiet":
+            end = time.monotonic() + step[1]
+            while time.monotonic() < end:
+                try:
+                    message = ws.recv(timeout=0.05)
+                except TimeoutError:
+                    continue
+                if message == "ping":
+                    self.keepalives += 1
+                    ws.send("pong")
+            self.quiet_over.set()
         else:
             raise ValueError(f"unknown step {step!r}")
         return True
@@ -202,10 +227,11 @@ class FakeExchange:
 
     def _rest(self, connection: ServerConnection, request: Request) -> Response | None:
         url = urllib.parse.urlsplit(request.path)
-        if url.path in ("/", "/stream"):
+        if url.path in ("/", "/stream", "/ws/v5/public"):
             return None  # a WebSocket handshake
         self.rest_requests.append(request.path)
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        body: Any
         if url.path == "/api/v3/historicalTrades":
             rows = [t for t in self.rest_trades if t.symbol == query["symbol"] and t.trade_id >= int(query["fromId"])]
             rows.sort(key=lambda t: t.trade_id)
@@ -216,6 +242,11 @@ class FakeExchange:
             rows = [t for t in self.rest_trades if t.symbol == product and t.trade_id < after]
             rows.sort(key=lambda t: -t.trade_id)
             body = [t.row for t in rows[: int(query.get("limit", 100))]]
+        elif url.path == "/api/v5/market/history-trades":  # {"code": "0", "data": [...]}, newest first
+            after = int(query.get("after", 2**62))
+            rows = [t for t in self.rest_trades if t.symbol == query["instId"] and t.trade_id < after]
+            rows.sort(key=lambda t: -t.trade_id)
+            body = {"code": "0", "msg": "", "data": [t.row for t in rows[: min(100, int(query.get("limit", 100)))]]}
         else:
             return connection.respond(HTTPStatus.NOT_FOUND, "not found\n")
         response = connection.respond(HTTPStatus.OK, json.dumps(body))

@@ -10,11 +10,11 @@ module and one entry below.
 from __future__ import annotations
 
 from ingest.backfill import Backfiller
-from ingest.venues import binance, coinbase
+from ingest.venues import binance, coinbase, okx
 from ingest.venues.base import Decoded, SubscriptionRejected, Venue, VenueSpec
 from lake.settings import Settings
 
-REGISTRY: dict[str, VenueSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC)}
+REGISTRY: dict[str, VenueSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC, okx.SPEC)}
 
 __all__ = ["REGISTRY", "Decoded", "SubscriptionRejected", "Venue", "VenueSpec", "make_backfiller", "make_venue"]
 
