@@ -33,7 +33,8 @@ def test_okx_reconnects_dedups_and_reports_or_fills_gaps(
     spot = _spot_trade_frames(frames)
     cut = spot[30]  # skip the frames from the 31st spot trade's to the 35th's
     skip = spot[35] - cut
-    plans: list[Plan] = [[("send", cut), ("skip", skip), ("send", 40), ("drop",)], [("repeat", 40)]]  # back to the first trade after the skip
+    # The second connection repeats back to the first frame after the skip: duplicates, no fill.
+    plans: list[Plan] = [[("send", cut), ("skip", skip), ("send", 40), ("drop",)], [("repeat", 40)]]
     fake = _serve(exchange, "okx", frames, plans, rest_trades=okx_rest(frames))
     settings = fresh_topics(kafka, tmp_path, ingest_backfill=backfill, okx_rest_url=fake.rest_url, **FAST)
     counters = _ingest(fake, settings, "okx", ["BTC-USDT"])
