@@ -61,8 +61,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import lake
-from lake.schema import OHLC, PARTITION_COLUMNS, to_arrow
+from lake.schema import OHLC, to_arrow
 from lake.settings import REPO_ROOT
+from lake.tables import TABLES
 
 T = TypeVar("T")
 
@@ -89,7 +90,7 @@ COMMIT_DELAY_S = 6  # a batch commits after its bars close: watermark 5 s + a tr
 LOG_DIR = "_spark_metadata"
 TABLE = "ohlc"
 
-FILE_COLUMNS = tuple(c for c in OHLC if c.name not in PARTITION_COLUMNS[TABLE])
+FILE_COLUMNS = tuple(c for c in OHLC if c.name not in TABLES[TABLE].partition_by)
 
 
 def _spark_type(type_: str) -> str:
@@ -99,7 +100,7 @@ def _spark_type(type_: str) -> str:
 def _file_schema() -> pa.Schema:
     """The Parquet files' schema: `ohlc` without its partition columns."""
     schema = to_arrow(OHLC)
-    for name in PARTITION_COLUMNS[TABLE]:
+    for name in TABLES[TABLE].partition_by:
         schema = schema.remove(schema.get_field_index(name))
     return schema
 

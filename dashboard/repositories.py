@@ -2,7 +2,8 @@
 
 Every function takes the lake path (the cache key; the connection lives in `client`) and
 plain parameters, which DuckDB binds: no user text is ever pasted into SQL. Identifiers
-that vary (the volatility windows) come from `lake.schema`, never from input.
+that vary (the volatility windows) come from the lake's table record (`lake.tables`), never
+from input.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import streamlit as st
 
 from dashboard import services
 from dashboard.client import frame
-from lake.settings import Settings
+from lake.tables import recorded_windows, volatility_column
 
 TTL_S = 2.0
 
@@ -44,8 +45,9 @@ def candles(
     )
 
 
-def volatility_windows() -> tuple[int, ...]:
-    return Settings().stream.volatility_windows_s
+def volatility_windows(lake_path: str) -> tuple[int, ...]:
+    """The windows the lake's volatility was written with (as the job recorded them)."""
+    return recorded_windows(lake_path)
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
@@ -54,8 +56,8 @@ def volatility(
 ) -> pd.DataFrame:
     """The job's trailing volatility per bar, the newest value in each `step_s` bucket."""
     columns = ", ".join(
-        f"arg_max({kind}_{w}s, window_start) AS {kind}_{w}s"
-        for w in volatility_windows()
+        f"arg_max({volatility_column(kind, w)}, window_start) AS {volatility_column(kind, w)}"
+        for w in volatility_windows(lake_path)
         for kind in ("volatility", "realized_vol")
     )
     return frame(

@@ -40,18 +40,21 @@ from jobs.closing import BarCloser
 from jobs.volatility import VolatilityState
 from lake import writer
 from lake.commit_log import log_files
-from lake.schema import FEED_EVENTS_TABLE, OHLC, REJECTS, Column, volatility_columns
+from lake.schema import Column
+from lake.tables import JOB_TABLES, TABLES, record_windows
 
 log = logging.getLogger(__name__)
 
-# The query's tables, in the order a batch commits them; volatility follows.
-STREAM_TABLES: dict[str, tuple[Column, ...]] = {"ohlc": OHLC, "rejects": REJECTS, "feed_events": FEED_EVENTS_TABLE}
+# The query's tables (`lake.tables`), in the order a batch commits them; volatility, whose
+# columns follow the configured windows, is computed from the released bars and follows.
+STREAM_TABLES: dict[str, tuple[Column, ...]] = {
+    name: TABLES[name].columns for name in JOB_TABLES if not TABLES[name].varying_columns
+}
 VOLATILITY_TABLE = "volatility"
 # The branches lake/ohlc is made of: the bars query's update rows (OHLC + LAST_EVENT_TIME) and
 # the accepted heartbeats' event times.
 BAR_UPDATES = "bar_updates"
 HEARTBEATS = "heartbeats"
-SORT_BY = {"ohlc": "window_start", VOLATILITY_TABLE: "window_start"}
 STATES_KEPT = 3
 
 
@@ -101,7 +104,9 @@ class LakeSink:
         self.tables = tables
         self.delay_ms = watermark_delay_ms or 0
         self.windows_s = volatility_windows_s or ()
-        self.volatility = volatility_columns(self.windows_s) if self.windows_s else None
+        self.volatility = TABLES[VOLATILITY_TABLE].columns_for(self.windows_s) if self.windows_s else None
+        if self.windows_s:  # readers take the windows from the lake, not from their own settings
+            record_windows(lake, self.windows_s, VOLATILITY_TABLE)
         self.home = checkpoint / "lake_sink"
         self.state_dir = self.home / "state"
         self.bases = self._bases()
@@ -166,7 +171,7 @@ class LakeSink:
         written = {}
         for name, columns in self.tables.items():
             if writer.write_batch(
-                self.lake, name, self.bases[name] + batch_id, tables[name], columns, SORT_BY.get(name)
+                self.lake, name, self.bases[name] + batch_id, tables[name], columns, TABLES[name].sort_key
             ):
                 written[name] = tables[name].num_rows
         if volatility_state is not None:
@@ -174,7 +179,7 @@ class LakeSink:
             vol_id = self.bases[VOLATILITY_TABLE] + batch_id
             assert self.volatility is not None
             if writer.write_batch(
-                self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, SORT_BY[VOLATILITY_TABLE]
+                self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, TABLES[VOLATILITY_TABLE].sort_key
             ):
                 written[VOLATILITY_TABLE] = volatility.num_rows
         self._save_state(batch_id, closer, volatility_state, late)

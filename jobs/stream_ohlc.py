@@ -16,12 +16,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql.streaming import StreamingQuery
+from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
 from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
@@ -79,6 +80,15 @@ CHECKPOINT = "lake"  # <checkpoints>/lake: Spark's checkpoint, plus lake_sink/
 LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before the single query
 
 
+# The job's tables other than ohlc (`lake.tables`, writer "job"), each from the parsed trades
+# and feed events; ohlc comes from BAR_UPDATES and HEARTBEATS through the sink's closer, and
+# volatility from the released bars.
+SIDE_TABLES: dict[str, Callable[[DataFrame, DataFrame], DataFrame]] = {
+    "rejects": lambda events, feed: rejected(events).unionByName(rejected(feed)),
+    "feed_events": lambda events, feed: accepted_feed_events(feed),
+}
+
+
 def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
     """The one query: bar updates (watermark, dedup, 1 s windows) and heartbeat times, from which
     the sink releases the closed bars; rejects and feed events.
@@ -93,8 +103,7 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
         {
             BAR_UPDATES: bar_updates(unique_trades(accepted(events))),
             HEARTBEATS: heartbeats(accepted(events)),
-            "rejects": rejected(events).unionByName(rejected(feed)),
-            "feed_events": accepted_feed_events(feed),
+            **{table: build(events, feed) for table, build in SIDE_TABLES.items()},
         }
     )
 
@@ -125,8 +134,12 @@ def lake_sink(settings: Settings) -> LakeSink:
     )
 
 
-def start_query(spark: SparkSession, settings: Settings, sink: LakeSink) -> StreamingQuery:
-    checkpoint = checkpoint_dir(settings)
+def build_queries(spark: SparkSession, settings: Settings, sink: LakeSink) -> dict[str, DataStreamWriter]:
+    """Every streaming query of the job, by name, wired and triggered but not started.
+
+    Pure wiring: sources, transformations, sink, checkpoint and trigger from `settings`; tests
+    start them in-process over temporary folders (`tests/test_job_queries.py`).
+    """
     writer = (
         lake_frame(spark, settings)
         .writeStream.queryName(QUERY)
@@ -134,11 +147,13 @@ def start_query(spark: SparkSession, settings: Settings, sink: LakeSink) -> Stre
         # (append mode would emit them a batch later).
         .outputMode("update")
         .foreachBatch(sink)
-        .option("checkpointLocation", str(checkpoint))
+        .option("checkpointLocation", str(checkpoint_dir(settings)))
     )
     if settings.stream.trigger == "available-now":
-        return writer.trigger(availableNow=True).start()
-    return writer.trigger(processingTime=settings.stream.trigger).start()
+        writer = writer.trigger(availableNow=True)
+    else:
+        writer = writer.trigger(processingTime=settings.stream.trigger)
+    return {QUERY: writer}
 
 
 def run(settings: Settings) -> None:
@@ -157,7 +172,7 @@ def run(settings: Settings) -> None:
     )
     query: StreamingQuery | None = None
     try:
-        query = start_query(spark, settings, sink)
+        (query,) = [writer.start() for writer in build_queries(spark, settings, sink).values()]
         query.awaitTermination()
         if query.exception() is not None:
             raise SystemExit(f"query {query.name} failed: {query.exception()}")

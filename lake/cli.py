@@ -29,8 +29,8 @@ from lake.compaction import DEFAULT_GRACE_S, compact, vacuum
 from lake.info import format_info, lake_info
 from lake.reader import connect, views_sql
 from lake.sandbox import QueryRefused, run_query
-from lake.schema import TABLES
 from lake.settings import Settings, duration
+from lake.tables import DERIVED_VIEWS, TABLES, VIEWS
 
 FORMATS = ("table", "csv", "json", "parquet")
 SHELL_TIMEOUT_S = 600.0
@@ -119,7 +119,7 @@ def cmd_shell(args: argparse.Namespace, lake: Path, stdin: TextIO = sys.stdin) -
     if interactive:
         import readline  # noqa: F401  (line editing and history for input())
     con = connect(lake)
-    print(f"lake shell over {lake}: views {', '.join(TABLES)}, late, progress; .tables, .quit")
+    print(f"lake shell over {lake}: views {', '.join(VIEWS)}; .tables, .quit")
     buffer: list[str] = []
     while True:
         try:
@@ -132,7 +132,7 @@ def cmd_shell(args: argparse.Namespace, lake: Path, stdin: TextIO = sys.stdin) -
         if not buffer and stripped in (".quit", ".exit"):
             break
         if not buffer and stripped == ".tables":
-            print("ohlc  volatility  rejects  feed_events  late  progress   (macros: candles, realized_volatility)")
+            print("  ".join(VIEWS) + "   (macros: candles, realized_volatility)")
             continue
         buffer.append(line)
         if stripped.endswith(";"):
@@ -194,7 +194,7 @@ def build_parser() -> argparse.ArgumentParser:
     shell.add_argument("--max-rows", type=int)
     shell.set_defaults(run=cmd_shell)
     export = sub.add_parser("export", help="write a table (or a filtered part) to a file")
-    export.add_argument("table", choices=[*TABLES, "late", "progress"])
+    export.add_argument("table", choices=[*TABLES, *DERIVED_VIEWS])
     export.add_argument("--output", type=Path, required=True)
     export.add_argument("--format", choices=FORMATS[1:])
     export.add_argument("--where", help="a SQL condition, e.g. \"symbol = 'BTCUSDT'\"")

@@ -58,13 +58,13 @@ from lake.manifest import (
     write_manifest,
 )
 from lake.reader import progress_view_sql
-from lake.schema import PARTITION_COLUMNS, ROW_TIME, TABLES, duckdb_type
+from lake.schema import duckdb_type
 from lake.settings import Settings, duration
+from lake.tables import TABLES
 
 log = logging.getLogger("lake.compaction")
 
 # The query in lake/_progress whose watermark closes each table's partitions.
-WATERMARK_QUERY = {"ohlc": "ohlc", "volatility": "ohlc"}
 DEFAULT_GRACE_S = duration(Settings.default("lake_grace")).total_seconds()
 
 
@@ -96,7 +96,7 @@ def partition_date(partition: str) -> dt.date | None:
 
 def watermark_date(lake: Path, table: str) -> dt.date | None:
     """The date of the newest watermark the job reported for `table`, if any."""
-    query = WATERMARK_QUERY.get(table)
+    query = TABLES[table].watermark_query
     folder = lake / "_progress"
     if query is None or not folder.is_dir():
         return None
@@ -124,13 +124,12 @@ def _rewrite(
 ) -> tuple[str, int]:
     """One time-sorted Parquet file with the rows of `files` (only those of `hour`, if given);
     returns (path relative to the table, rows)."""
-    partition_cols = PARTITION_COLUMNS[table]
-    columns = [c for c in TABLES[table] if c.name not in partition_cols]
-    if table == "volatility":  # the windows are configurable: keep whatever columns the files hold
-        select = "* EXCLUDE (" + ", ".join(partition_cols) + ")"
+    spec = TABLES[table]
+    if spec.varying_columns:  # the windows are configurable: keep whatever columns the files hold
+        select = "* EXCLUDE (" + ", ".join(spec.partition_by) + ")"
     else:
-        select = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
-    order = ROW_TIME[table]
+        select = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in spec.file_columns())
+    order = spec.row_time
     where = ""
     params: list[Any] = [[str(f) for f in files]]
     name = f"part-{uuid.uuid4().hex}.parquet"
@@ -152,22 +151,16 @@ def _rewrite(
     return relative, int(rows)
 
 
-# Tables whose compaction also keeps each key's newest row in a small file, and the key.
-NEWEST_OF = {"ohlc": "exchange"}
-
-
 def _newest_rows(con: duckdb.DuckDBPyConnection, table: str, table_dir: Path, partition: str, files: list[Path]) -> str:
-    """A file with the newest row per NEWEST_OF key of `files`; returns its path relative to the table."""
-    partition_cols = PARTITION_COLUMNS[table]
-    cols = ", ".join(
-        f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in TABLES[table] if c.name not in partition_cols
-    )
+    """A file with the newest row per `newest_summary_key` of `files`; returns its path relative to the table."""
+    spec = TABLES[table]
+    cols = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in spec.file_columns())
     relative = f"{COMPACTED_DIR}/{partition}/newest-{uuid.uuid4().hex}.parquet"
     target = table_dir / relative
     tmp = target.with_name("." + target.name + ".tmp")
     con.execute(
         f"COPY (SELECT {cols} FROM read_parquet(?, union_by_name = true) QUALIFY row_number() OVER "
-        f"(PARTITION BY {NEWEST_OF[table]} ORDER BY {ROW_TIME[table]} DESC) = 1) TO '{tmp}' (FORMAT parquet)",
+        f"(PARTITION BY {spec.newest_summary_key} ORDER BY {spec.row_time} DESC) = 1) TO '{tmp}' (FORMAT parquet)",
         [[str(f) for f in files]],
     )
     tmp.rename(target)
@@ -269,7 +262,7 @@ def compact(
             hours = [
                 row[0]
                 for row in con.execute(
-                    f"SELECT DISTINCT date_trunc('hour', {ROW_TIME[table]}) FROM read_parquet(?) ORDER BY 1",
+                    f"SELECT DISTINCT date_trunc('hour', {TABLES[table].row_time}) FROM read_parquet(?) ORDER BY 1",
                     [[str(f) for f in fresh_paths]],
                 ).fetchall()
             ]
@@ -283,7 +276,7 @@ def compact(
                 dropped += old_hour
             new_files = sorted([f for f in old_files if f not in dropped] + new_files)
         newest = ""
-        if table in NEWEST_OF:  # each exchange's newest row: the old summary's and the new files'
+        if TABLES[table].newest_summary_key:  # each exchange's newest row: the old summary's and the new files'
             sources = [entry.newest] if entry and entry.newest else old_files
             newest = _newest_rows(con, table, table_dir, work.partition, [table_dir / f for f in sources] + fresh_paths)
             written.append(newest)

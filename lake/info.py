@@ -9,16 +9,7 @@ from pathlib import Path
 import duckdb
 
 from lake.manifest import live_files, read_manifest
-from lake.schema import TABLES
-
-# The column that dates each table's rows, for its time range and freshness.
-TIME_COLUMN = {
-    "ohlc": "window_end",
-    "volatility": "window_start",
-    "rejects": "kafka_timestamp",
-    "feed_events": "event_time",
-    "predictions": "time",
-}
+from lake.tables import TABLES
 
 
 @dataclass(frozen=True)
@@ -40,10 +31,11 @@ class TableInfo:
 
 def table_info(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> TableInfo:
     files = live_files(lake / table)
-    columns = {c.name for c in TABLES[table]}
+    spec = TABLES[table]
+    columns = {c.name for c in spec.columns}
     symbols = "count(DISTINCT symbol)" if "symbol" in columns else "NULL"
     exchanges = "count(DISTINCT exchange)" if "exchange" in columns else "NULL"
-    time_col = TIME_COLUMN[table]
+    time_col = spec.time_column
     rows, n_sym, n_ex, first, last = con.sql(
         f"SELECT count(*), {symbols}, {exchanges}, min({time_col}), max({time_col}) FROM {table}"
     ).fetchall()[0]

@@ -24,7 +24,7 @@ from typing import TextIO
 
 from lake.compaction import compact, vacuum
 from lake.manifest import ManifestConflict
-from lake.schema import TABLES
+from lake.tables import TABLES
 
 log = logging.getLogger("lake.maintenance")
 

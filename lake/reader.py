@@ -16,10 +16,11 @@ import duckdb
 from lake.macros import MACROS
 from lake.manifest import COMPACTED_DIR, Manifest, live_paths, live_paths_and_manifest, partition_of
 from lake.sandbox import lock_down
-from lake.schema import LATE, PARTITION_COLUMNS, PROGRESS, TABLES, Column, duckdb_type, volatility_columns
+from lake.schema import LATE, PROGRESS, Column, duckdb_type
 from lake.settings import Settings
+from lake.tables import TABLES, VIEWS
 
-VIEWS = (*TABLES, "latest_bars", "late", "progress")
+__all__ = ["VIEWS", "connect", "views_sql"]
 
 
 def _sql_string(value: str) -> str:
@@ -31,35 +32,23 @@ def _empty_select(columns: tuple[Column, ...]) -> str:
     return f"SELECT {cols} LIMIT 0"
 
 
-def table_columns(table: str, settings: Settings | None = None) -> tuple[Column, ...]:
-    """A table's columns; volatility's depend on the configured windows."""
-    if table == "volatility":
-        return volatility_columns((settings or Settings()).stream.volatility_windows_s)
-    return TABLES[table]
-
-
 def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] | None = None) -> str:
     """SELECT over some of a table's files, typed by `lake.schema`; an empty SELECT for none."""
-    columns = columns or table_columns(table)
+    spec = TABLES[table]
+    columns = columns or spec.columns
     if not files:
         return _empty_select(columns)
     file_list = ", ".join(_sql_string(f) for f in files)
     hive_types = ", ".join(
-        f"{_sql_string(c.name)}: {duckdb_type(c.type)}" for c in columns if c.name in PARTITION_COLUMNS[table]
+        f"{_sql_string(c.name)}: {duckdb_type(c.type)}" for c in columns if c.name in spec.partition_by
     )
     cols = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
-    # union_by_name opens every file to bind the view; only volatility's columns vary (windows).
-    union = ", union_by_name = true" if table == "volatility" else ""
+    # union_by_name opens every file to bind the view: only for tables whose columns vary (windows).
+    union = ", union_by_name = true" if spec.varying_columns else ""
     return (
         f"SELECT {cols} FROM read_parquet([{file_list}], "
         f"hive_partitioning = true, hive_types = {{{hive_types}}}{union})"
     )
-
-
-# Tables whose view keeps one row per key: append-only tables where a newer row supersedes.
-NEWEST_PER_KEY = {
-    "predictions": "PARTITION BY model_id, exchange, symbol, time ORDER BY scored_at DESC",
-}
 
 
 def view_sql(
@@ -67,8 +56,9 @@ def view_sql(
 ) -> str:
     """CREATE VIEW text for one table over its live files (`files`, if already listed)."""
     select = select_files_sql(table, live_paths(table_dir) if files is None else files, columns)
-    if table in NEWEST_PER_KEY:
-        select = f"SELECT * FROM ({select}) QUALIFY row_number() OVER ({NEWEST_PER_KEY[table]}) = 1"
+    rule = TABLES[table].newest_per_key  # append-only tables where a newer row supersedes
+    if rule:
+        select = f"SELECT * FROM ({select}) QUALIFY row_number() OVER ({rule}) = 1"
     return f"CREATE OR REPLACE VIEW {table} AS {select}"
 
 
@@ -147,10 +137,11 @@ def views_sql(path: str | Path | None = None, settings: Settings | None = None) 
     statements = ["SET TimeZone = 'UTC'"]
     # The macros are created over empty placeholder views: creating one binds the views it
     # names, which over a long file list costs as much as a query.
-    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(table_columns(t, settings))}" for t in TABLES]
+    columns = {table: spec.columns_in(lake) for table, spec in TABLES.items()}  # as recorded with each table
+    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(columns[t])}" for t in TABLES]
     statements += [m.strip() for m in MACROS]
     listed = {table: live_paths_and_manifest(lake / table) for table in TABLES}
-    statements += [view_sql(table, lake / table, table_columns(table, settings), listed[table][0]) for table in TABLES]
+    statements += [view_sql(table, lake / table, columns[table], listed[table][0]) for table in TABLES]
     statements += [latest_bars_sql(lake / "ohlc", *listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 

@@ -220,30 +220,6 @@ PREDICTIONS: tuple[Column, ...] = (
     Column("date", "date", False, "partition column: UTC date of time"),
 )
 
-TABLES: dict[str, tuple[Column, ...]] = {
-    "ohlc": OHLC,
-    "rejects": REJECTS,
-    "feed_events": FEED_EVENTS_TABLE,
-    "volatility": VOLATILITY,
-    "predictions": PREDICTIONS,
-}
-# The column that places each table's rows in time: files are sorted by it, and a compaction
-# of today's partitions groups rows into hours by it.
-ROW_TIME: dict[str, str] = {
-    "ohlc": "window_start",
-    "rejects": "kafka_timestamp",
-    "feed_events": "event_time",
-    "volatility": "window_start",
-    "predictions": "time",
-}
-PARTITION_COLUMNS: dict[str, tuple[str, ...]] = {
-    "ohlc": ("symbol", "date"),
-    "rejects": ("date",),
-    "feed_events": ("date",),
-    "volatility": ("symbol", "date"),
-    "predictions": ("symbol", "date"),
-}
-
 _DECIMAL = re.compile(r"decimal\((\d+),(\d+)\)")
 
 

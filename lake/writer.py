@@ -22,7 +22,8 @@ import pyarrow.parquet as pq
 
 from lake.commit_log import LOG_DIR, log_files, relative_path
 from lake.manifest import hidden, read_manifest, replaced_files
-from lake.schema import PARTITION_COLUMNS, Column, to_arrow
+from lake.schema import Column, to_arrow
+from lake.tables import TABLES
 
 # As Spark's file sink: every 10th batch's log file (`N.compact`) folds in all entries so far,
 # and the numbered files it supersedes are deleted once they are this old (readers that
@@ -79,7 +80,7 @@ def _write_files(
     With `batch`, each file is named after its log batch (`part-b<N>-…`), which lets a
     compaction take every file up to a batch at once (`lake.manifest`)."""
     table_dir = lake / table
-    parts = PARTITION_COLUMNS[table]
+    parts = TABLES[table].partition_by
     schema = to_arrow(tuple(c for c in columns if c.name not in parts))
     keys = rows.select(list(parts)).to_pylist()
     groups: dict[tuple[object, ...], list[int]] = {}

@@ -18,7 +18,7 @@ from lake.reader import connect
 from lake.settings import REPO_ROOT, Settings
 from models import artifacts, report
 from models.evaluation import METRICS
-from models.features import FEATURES
+from models.features import feature_names, lake_windows
 from models.labels import TASKS
 from models.scoring import score
 from models.training import TrainConfig, train
@@ -46,7 +46,8 @@ def cmd_train(args: argparse.Namespace) -> int:
         folds=args.folds, seed=args.seed, end=args.until,
     )  # fmt: skip
     started = time.perf_counter()
-    result = train(connect(args.lake), config, resamples=args.resamples)
+    con = connect(args.lake)
+    result = train(con, config, resamples=args.resamples)
     run_id = args.run_id or f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}-{config.task}-{config.symbol}"
     folder = args.runs / run_id
     path = report.write(result, folder, run_id)
@@ -55,7 +56,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         model_id=run_id, model=best, task=config.task, symbol=config.symbol,
         exchange=result.exchange,
         horizon_s=config.horizon_s, step_s=config.step_s, threshold=result.threshold,
-        features=list(FEATURES), feature_dtype="float64",
+        features=list(feature_names(lake_windows(con))), feature_dtype="float64",
         training_range=list(result.time_range),
         metrics={m: {k: asdict(v) for k, v in iv.items()} for m, iv in result.overall.items()},
         seed=config.seed, versions=artifacts.versions(),

@@ -11,7 +11,7 @@ from typing import Any
 import joblib
 import sklearn
 
-from models.features import FEATURES
+from models.features import feature_names, windows_in
 
 
 class SchemaMismatch(ValueError):
@@ -56,13 +56,24 @@ def save(folder: Path, model: Any, meta: Metadata) -> Path:
 
 
 def load(folder: Path) -> tuple[Any, Metadata]:
-    """The model and its metadata; SchemaMismatch if the features differ from `FEATURES`."""
+    """The model and its metadata; SchemaMismatch if its features are not today's `feature_names`
+    (for the volatility windows it was trained with)."""
     meta = Metadata(**json.loads((folder / "model.json").read_text()))
-    if meta.features != list(FEATURES) or meta.feature_dtype != "float64":
-        missing = sorted(set(FEATURES) - set(meta.features))
-        extra = sorted(set(meta.features) - set(FEATURES))
+    current = list(feature_names(windows_in(meta.features)))
+    if meta.features != current or meta.feature_dtype != "float64":
+        missing = sorted(set(current) - set(meta.features))
+        extra = sorted(set(meta.features) - set(current))
         raise SchemaMismatch(
             f"{folder}: the model was trained on other features (missing now: {extra}, new now: {missing}, "
             f"order or dtype changed otherwise); retrain it"
         )
     return joblib.load(folder / "model.joblib"), meta
+
+
+def check_lake_features(meta: Metadata, columns: list[str], folder: Path | str = "") -> None:
+    """SchemaMismatch when the lake's features (its volatility windows) are not the model's."""
+    if list(columns) != meta.features:
+        raise SchemaMismatch(
+            f"{folder or meta.model_id}: the model was trained on {meta.features}, but this lake gives "
+            f"{list(columns)} (its volatility windows differ); retrain it on this lake"
+        )

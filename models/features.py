@@ -1,6 +1,7 @@
 """Features from the lake at a regular step, each computed from data up to t only.
 
-Bars come from `lake.connect()` (ohlc and the job's volatility table). They are put on a
+Bars come from `lake.connect()` (ohlc and the job's volatility table, whose windows are the
+ones recorded with the table: `lake.tables`, read here from the view's columns). They are put on a
 regular grid of `step_s` seconds per (exchange, symbol): a step without trades keeps the last
 close and has zero volume. Every feature at t is a trailing computation (shift/rolling that
 ends at t), which `tests/test_models.py` checks by perturbing everything after t.
@@ -9,30 +10,50 @@ ends at t), which `tests/test_models.py` checks by perturbing everything after t
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 import duckdb
 import numpy as np
 import pandas as pd
 
+from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
+from lake.tables import volatility_column
+
 RETURN_STEPS = (1, 5, 30, 60)
 MA_STEPS = (5, 10, 30)
 FLOW_STEPS = 30
-VOL_WINDOWS = (60, 300)
+VOL_KINDS = ("volatility", "realized_vol")
+_VOL_COLUMN = re.compile(r"volatility_(\d+)s")
 
-FEATURES: tuple[str, ...] = (
-    *(f"ret_{n}" for n in RETURN_STEPS),
-    *(f"ma_ratio_{n}" for n in MA_STEPS),
-    *(f"volatility_{w}s" for w in VOL_WINDOWS),
-    *(f"realized_vol_{w}s" for w in VOL_WINDOWS),
-    "range_pct",
-    f"range_pct_{FLOW_STEPS}",
-    f"volume_{FLOW_STEPS}",
-    f"trades_{FLOW_STEPS}",
-    f"imbalance_{FLOW_STEPS}",
-    f"vwap_dist_{FLOW_STEPS}",
-    "tod_sin",
-    "tod_cos",
-)
+
+def feature_names(windows_s: tuple[int, ...]) -> tuple[str, ...]:
+    """The model's inputs over a lake whose volatility has these windows."""
+    return (
+        *(f"ret_{n}" for n in RETURN_STEPS),
+        *(f"ma_ratio_{n}" for n in MA_STEPS),
+        *(volatility_column(kind, w) for kind in VOL_KINDS for w in windows_s),
+        "range_pct",
+        f"range_pct_{FLOW_STEPS}",
+        f"volume_{FLOW_STEPS}",
+        f"trades_{FLOW_STEPS}",
+        f"imbalance_{FLOW_STEPS}",
+        f"vwap_dist_{FLOW_STEPS}",
+        "tod_sin",
+        "tod_cos",
+    )
+
+
+FEATURES = feature_names(DEFAULT_VOLATILITY_WINDOWS_S)  # over a lake with the default windows
+
+
+def windows_in(columns: list[str] | tuple[str, ...] | pd.Index) -> tuple[int, ...]:
+    """The volatility windows named by some columns (`volatility_60s` -> 60)."""
+    return tuple(sorted(int(m[1]) for c in columns if (m := _VOL_COLUMN.fullmatch(str(c)))))
+
+
+def lake_windows(con: duckdb.DuckDBPyConnection) -> tuple[int, ...]:
+    """The windows of the lake's volatility view (as recorded with the table)."""
+    return windows_in(con.sql("SELECT * FROM volatility LIMIT 0").columns)
 
 
 def load_bars(
@@ -40,7 +61,7 @@ def load_bars(
     start: dt.datetime | None = None, end: dt.datetime | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """1-second bars of one symbol joined with the job's volatility, as floats, by time."""
-    vol_cols = ", ".join(f"v.volatility_{w}s, v.realized_vol_{w}s" for w in VOL_WINDOWS)
+    vol_cols = ", ".join(f"v.{volatility_column(kind, w)}" for kind in VOL_KINDS for w in lake_windows(con))
     where = ["o.symbol = ?"]
     params: list[object] = [symbol]
     if exchange:
@@ -74,8 +95,7 @@ def on_grid(bars: pd.DataFrame, step_s: int) -> pd.DataFrame:
         "volume": agg["volume"].sum(), "quote_volume": agg["quote_volume"].sum(),
         "buy_volume": agg["buy_volume"].sum(), "sell_volume": agg["sell_volume"].sum(),
         "trade_count": agg["trade_count"].sum(),
-        **{f"volatility_{w}s": agg[f"volatility_{w}s"].last() for w in VOL_WINDOWS},
-        **{f"realized_vol_{w}s": agg[f"realized_vol_{w}s"].last() for w in VOL_WINDOWS},
+        **{c: agg[c].last() for kind in VOL_KINDS for w in windows_in(b.columns) if (c := volatility_column(kind, w))},
     })  # fmt: skip
     out["close"] = out["close"].ffill()
     for column in ("open", "high", "low"):
@@ -86,7 +106,9 @@ def on_grid(bars: pd.DataFrame, step_s: int) -> pd.DataFrame:
 
 
 def features(grid: pd.DataFrame) -> pd.DataFrame:
-    """The FEATURES columns at each grid time, from rows up to and including it."""
+    """The `feature_names` columns (for the grid's volatility windows) at each grid time, from rows
+    up to and including it."""
+    windows = windows_in(grid.columns)
     close = grid["close"]
     log_close = np.log(close)
     f = pd.DataFrame(index=grid.index)
@@ -94,9 +116,9 @@ def features(grid: pd.DataFrame) -> pd.DataFrame:
         f[f"ret_{n}"] = log_close - log_close.shift(n)
     for n in MA_STEPS:
         f[f"ma_ratio_{n}"] = close / close.rolling(n).mean() - 1
-    for w in VOL_WINDOWS:
-        f[f"volatility_{w}s"] = grid[f"volatility_{w}s"]
-        f[f"realized_vol_{w}s"] = grid[f"realized_vol_{w}s"]
+    for kind in VOL_KINDS:
+        for w in windows:
+            f[volatility_column(kind, w)] = grid[volatility_column(kind, w)]
     f["range_pct"] = (grid["high"] - grid["low"]) / close
     n = FLOW_STEPS
     f[f"range_pct_{n}"] = (grid["high"].rolling(n).max() - grid["low"].rolling(n).min()) / close
@@ -109,7 +131,7 @@ def features(grid: pd.DataFrame) -> pd.DataFrame:
     seconds = (grid.index.hour * 3600 + grid.index.minute * 60 + grid.index.second).to_numpy()
     f["tod_sin"] = np.sin(2 * np.pi * seconds / 86400)
     f["tod_cos"] = np.cos(2 * np.pi * seconds / 86400)
-    return f[list(FEATURES)]
+    return f[list(feature_names(windows))]
 
 
 def warmed_up(X: pd.DataFrame) -> pd.Series:

@@ -20,8 +20,8 @@ from lake import writer
 from lake.reader import connect
 from lake.schema import PREDICTIONS
 from models import labels
-from models.artifacts import load
-from models.features import FEATURES, RETURN_STEPS, features, load_bars, on_grid, warmed_up
+from models.artifacts import check_lake_features, load
+from models.features import RETURN_STEPS, features, load_bars, on_grid, warmed_up
 
 WARMUP_S = max(RETURN_STEPS) + 60  # rows before the first scored time that the features look back on
 
@@ -47,11 +47,12 @@ def score(lake: Path, model_dir: Path, default_lookback: dt.timedelta = dt.timed
     bars = load_bars(con, meta.symbol, meta.exchange, load_from, None)
     grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
     X = features(grid)
+    check_lake_features(meta, list(X.columns), model_dir)
     X = X[(X.index >= pd.Timestamp(first)) & warmed_up(X)]
     if X.empty:
         return 0
     outcome = labels.outcome(meta.task, grid, meta.horizon_steps, meta.threshold)
-    probability = model.predict_proba(X[list(FEATURES)].to_numpy())[:, 1]
+    probability = model.predict_proba(X[meta.features].to_numpy())[:, 1]
     times = X.index
     now = dt.datetime.now(dt.UTC)
     table = pa.table({

@@ -17,7 +17,8 @@ import pandas as pd
 import pyarrow as pa
 
 from lake import writer
-from lake.schema import OHLC, VOLATILITY, Column, to_arrow
+from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, VOLATILITY, Column, to_arrow
+from lake.tables import record_windows
 
 BASE_VOL = 1e-4  # per-second return std, about a busy BTC market
 
@@ -89,4 +90,5 @@ def write_lake(lake: Path, symbol: str, kind: str, hours: float, seed: int = 7) 
     b = bars(symbol, start, returns, rng)
     write_table(lake, "ohlc", b, OHLC)
     write_table(lake, "volatility", volatility(b), VOLATILITY)
+    record_windows(lake, DEFAULT_VOLATILITY_WINDOWS_S)
     return b

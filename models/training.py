@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from models import labels
 from models.evaluation import Interval, bootstrap, difference, metrics
-from models.features import FEATURES, features, load_bars, on_grid, warmed_up
+from models.features import features, load_bars, on_grid, warmed_up
 from models.splits import walk_forward
 
 MODELS = ("sgd", "hgb")
@@ -45,7 +45,7 @@ class TrainConfig:
 
 @dataclass
 class Dataset:
-    X: pd.DataFrame  # FEATURES, rows with every label input known
+    X: pd.DataFrame  # `feature_names` for the lake's windows, rows with every label input known
     future_rv: pd.Series
     future_ret: pd.Series
     trailing_rv: pd.Series
@@ -151,7 +151,8 @@ def train(con: duckdb.DuckDBPyConnection, config: TrainConfig, resamples: int = 
                 imp = permutation_importance(
                     model, X[sample], y[sample], scoring="roc_auc", n_repeats=2, random_state=config.seed
                 )
-                importance[name] = pd.Series(imp.importances_mean, index=list(FEATURES)).sort_values(ascending=False)
+                names = list(data.X.columns)
+                importance[name] = pd.Series(imp.importances_mean, index=names).sort_values(ascending=False)
         for name, p in fold_scores.items():
             fold_rows.append({"fold": fold.number, "scorer": name, "rows": len(scored), **metrics(y_test, p)})
             scores.setdefault(name, []).append(p)

@@ -16,7 +16,7 @@ import pandas as pd
 
 from lake.reader import connect
 from models import artifacts, labels
-from models.features import FEATURES, features, load_bars, on_grid, warmed_up
+from models.features import features, load_bars, on_grid, warmed_up
 
 
 def update(lake: Path, model_dir: Path, out_dir: Path) -> int:
@@ -31,11 +31,12 @@ def update(lake: Path, model_dir: Path, out_dir: Path) -> int:
         return 0
     grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
     X = features(grid)
+    artifacts.check_lake_features(meta, list(X.columns), model_dir)
     y = labels.outcome(meta.task, grid, meta.horizon_steps, meta.threshold)
     new = (X.index > trained_to) & y.notna() & warmed_up(X)
     if not new.any():
         return 0
-    rows = X[new][list(FEATURES)].to_numpy()
+    rows = X[new][meta.features].to_numpy()
     imputed = model.named_steps["impute"].transform(rows)
     scaler, sgd = model.named_steps["scale"], model.named_steps["sgd"]
     scaler.partial_fit(imputed)

@@ -11,7 +11,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from lake.schema import OHLC, PARTITION_COLUMNS, Column, to_arrow
+from lake.schema import OHLC, Column, to_arrow
+from lake.tables import TABLES
 from lake.writer import log_entry
 
 
@@ -35,7 +36,7 @@ class SinkLake:
 
     def __init__(self, lake: Path, table: str = "ohlc", columns: tuple[Column, ...] = OHLC) -> None:
         self.table_dir = lake / table
-        self.partitions = PARTITION_COLUMNS[table]
+        self.partitions = TABLES[table].partition_by
         self.columns = columns
         self.batch = 0
         self.entries: list[dict[str, object]] = []

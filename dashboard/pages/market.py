@@ -98,7 +98,7 @@ def live_market() -> None:
         st.info(f"This lake holds a replayed tape; its newest bar is {newest_end:%Y-%m-%d %H:%M:%S} UTC.")
     st.plotly_chart(charts.candles_figure(final, f"{exchange} {symbol}", provisional), width="stretch")
     vol = repositories.volatility(LAKE, exchange, symbol, step, lake_start, lake_end)
-    windows = repositories.volatility_windows()
+    windows = repositories.volatility_windows(LAKE)
     if vol.empty:
         st.caption("No volatility rows for this range yet.")
     else:

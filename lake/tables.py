@@ -1,0 +1,138 @@
+"""Every lake table, in one registry: what it holds and how each part of the project treats it.
+
+A `TableSpec` declares a table's columns (or, for volatility, the factory that builds them from
+the windows it was written with), its partition columns, the column that places rows in time,
+its sort key, where compaction's watermark comes from and its newest-per-key rules. The job's
+sinks, the reader's views, `python -m lake info`, compaction, maintenance, the CLI's view lists,
+the dashboard and the models iterate over `TABLES`; adding a table is one entry here, plus the
+code that writes it.
+
+Parameters a table was written with (volatility's windows) are recorded in the lake, in
+`_tables/<table>.json`, by the writer; readers take them from there, not from their own settings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from lake.schema import (
+    DEFAULT_VOLATILITY_WINDOWS_S,
+    FEED_EVENTS_TABLE,
+    OHLC,
+    PREDICTIONS,
+    REJECTS,
+    Column,
+    volatility_columns,
+)
+
+PARAMETERS_DIR = "_tables"
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    doc: str
+    columns: tuple[Column, ...]  # with the default parameters
+    partition_by: tuple[str, ...]
+    row_time: str  # places rows in time: compacted files are sorted by it and grouped into hours by it
+    time_column: str  # dates rows for `python -m lake info` (span, freshness)
+    writer: str  # who writes it: "job" (jobs/stream_ohlc.py) or "models" (python -m models score)
+    sort_key: str | None = None  # the job's sink sorts each batch's file by it
+    watermark_query: str | None = None  # compaction waits for this query's watermark to close a day
+    newest_per_key: str | None = None  # the view keeps one row per key: a window clause
+    newest_summary_key: str | None = None  # compaction keeps each key's newest row in a small file
+    column_factory: Callable[[tuple[int, ...]], tuple[Column, ...]] | None = None  # columns vary with windows
+
+    @property
+    def varying_columns(self) -> bool:
+        """Its files may hold different columns (windows changed between runs): read by name."""
+        return self.column_factory is not None
+
+    def columns_for(self, windows_s: tuple[int, ...]) -> tuple[Column, ...]:
+        return self.column_factory(windows_s) if self.column_factory is not None else self.columns
+
+    def columns_in(self, lake: str | Path) -> tuple[Column, ...]:
+        """The columns the lake's files of this table hold, by the parameters recorded with it."""
+        if self.column_factory is None:
+            return self.columns
+        return self.column_factory(recorded_windows(lake, self.name))
+
+    def file_columns(self, columns: tuple[Column, ...] | None = None) -> tuple[Column, ...]:
+        """The columns inside its Parquet files: all but the partition columns (in the paths)."""
+        return tuple(c for c in (columns or self.columns) if c.name not in self.partition_by)
+
+
+TABLES: dict[str, TableSpec] = {
+    spec.name: spec
+    for spec in (
+        TableSpec(
+            "ohlc", "1-second OHLCV bars, final", OHLC, ("symbol", "date"), "window_start", "window_end", "job",
+            sort_key="window_start", watermark_query="ohlc", newest_summary_key="exchange",
+        ),
+        TableSpec(
+            "rejects", "trade records the job refused, with the reason", REJECTS, ("date",), "kafka_timestamp",
+            "kafka_timestamp", "job",
+        ),
+        TableSpec(
+            "feed_events", "gaps, disconnects, backfills, health", FEED_EVENTS_TABLE, ("date",), "event_time",
+            "event_time", "job",
+        ),
+        TableSpec(
+            "volatility", "trailing volatility per bar", volatility_columns(DEFAULT_VOLATILITY_WINDOWS_S),
+            ("symbol", "date"), "window_start", "window_start", "job",
+            sort_key="window_start", watermark_query="ohlc", column_factory=volatility_columns,
+        ),
+        TableSpec(
+            "predictions", "model scores and outcomes", PREDICTIONS, ("symbol", "date"), "time", "time", "models",
+            newest_per_key="PARTITION BY model_id, exchange, symbol, time ORDER BY scored_at DESC",
+        ),
+    )
+}  # fmt: skip
+JOB_TABLES = tuple(name for name, spec in TABLES.items() if spec.writer == "job")
+# Views over the job's side files and the newest bars, next to one view per table (lake.reader).
+DERIVED_VIEWS = ("latest_bars", "late", "progress")
+VIEWS = (*TABLES, *DERIVED_VIEWS)
+
+
+def table(name: str) -> TableSpec:
+    try:
+        return TABLES[name]
+    except KeyError:
+        raise ValueError(f"unknown table {name!r}; the lake's tables are {', '.join(TABLES)}") from None
+
+
+def volatility_column(kind: str, window_s: int) -> str:
+    """`volatility_60s`, `realized_vol_300s`, `returns_60s`: kind is volatility, realized_vol or returns."""
+    return f"{kind}_{window_s}s"
+
+
+def _parameters_path(lake: str | Path, name: str) -> Path:
+    return Path(lake) / PARAMETERS_DIR / f"{name}.json"
+
+
+def recorded_windows(lake: str | Path, name: str = "volatility") -> tuple[int, ...]:
+    """Every window the table's files were written with; the default ones for a lake without a record."""
+    path = _parameters_path(lake, name)
+    if not path.is_file():
+        return DEFAULT_VOLATILITY_WINDOWS_S
+    windows = json.loads(path.read_text())["windows_s"]
+    return tuple(sorted(int(w) for w in windows))
+
+
+def record_windows(lake: str | Path, windows_s: tuple[int, ...], name: str = "volatility") -> tuple[int, ...]:
+    """Record that the table is written with `windows_s` (kept with every window recorded before,
+    so the views still show older files' columns); returns what is recorded now."""
+    path = _parameters_path(lake, name)
+    known = set(recorded_windows(lake, name)) if path.is_file() else set()
+    merged = tuple(sorted(known | set(windows_s)))
+    if path.is_file() and merged == recorded_windows(lake, name):
+        return merged
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"windows_s": list(merged)}) + "\n")
+    tmp.replace(path)
+    return merged
