@@ -43,12 +43,14 @@ def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] |
         f"{_sql_string(c.name)}: {duckdb_type(c.type)}" for c in columns if c.name in spec.partition_by
     )
     cols = ", ".join(f"CAST({c.name} AS {duckdb_type(c.type)}) AS {c.name}" for c in columns)
-    # union_by_name opens every file to bind the view: only for tables whose columns vary (windows).
-    union = ", union_by_name = true" if spec.varying_columns else ""
-    return (
-        f"SELECT {cols} FROM read_parquet([{file_list}], "
-        f"hive_partitioning = true, hive_types = {{{hive_types}}}{union})"
-    )
+    scan = f"read_parquet([{file_list}], hive_partitioning = true, hive_types = {{{hive_types}}}"
+    if not spec.varying_columns:
+        return f"SELECT {cols} FROM {scan})"
+    # Columns vary with the windows the files were written with: union_by_name (which opens
+    # every file to bind the view) reads each file's own, and the empty typed SELECT supplies
+    # recorded columns that no file holds (yet, or any more): NULL, never a bind error.
+    empty = _empty_select(columns).replace(" LIMIT 0", " WHERE false")
+    return f"SELECT {cols} FROM ({empty} UNION ALL BY NAME SELECT * FROM {scan}, union_by_name = true))"
 
 
 def view_sql(

@@ -169,6 +169,13 @@ def test_score_writes_predictions_the_lake_and_dashboard_show(
     assert not at.exception
     assert any("GARCHUSD" in str(df.value.to_dict()) for df in at.dataframe)
     assert at.get("plotly_chart")
+    # The features follow the windows recorded with the lake's volatility: other windows, other
+    # features, and a model trained on the old ones is refused rather than fed the wrong columns.
+    from lake.tables import record_windows
+
+    record_windows(lake_dir, (30,))
+    with pytest.raises(artifacts.SchemaMismatch, match="volatility windows differ"):
+        score(lake_dir, tmp_path / "runs" / "m")
 
 
 def test_update_learns_incrementally_from_newer_rows(garch_lake: Path, tmp_path: Path) -> None:

@@ -45,3 +45,15 @@ def test_every_view_and_info_row_comes_from_the_registry(tmp_path: Path) -> None
 def test_an_unknown_table_is_a_clear_error() -> None:
     with pytest.raises(ValueError, match="unknown table 'bars'; the lake's tables are ohlc, rejects"):
         table("bars")
+
+
+def test_a_recorded_window_no_file_holds_reads_as_null(tmp_path: Path) -> None:
+    """Windows changed (or old files expired): the view still binds, the missing column is NULL."""
+    from models.synthetic import write_lake
+
+    write_lake(tmp_path, "WALKUSD", "walk", hours=0.05)  # files with the default windows
+    record_windows(tmp_path, (30,))
+    rows = lake.connect(tmp_path).sql(
+        "SELECT count(*), count(volatility_60s), count(volatility_30s), count(returns_30s) FROM volatility"
+    ).fetchall()[0]
+    assert rows[0] == 180 and rows[1] > 100 and rows[2] == rows[3] == 0
