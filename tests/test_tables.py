@@ -53,7 +53,9 @@ def test_a_recorded_window_no_file_holds_reads_as_null(tmp_path: Path) -> None:
 
     write_lake(tmp_path, "WALKUSD", "walk", hours=0.05)  # files with the default windows
     record_windows(tmp_path, (30,))
-    rows = lake.connect(tmp_path).sql(
-        "SELECT count(*), count(volatility_60s), count(volatility_30s), count(returns_30s) FROM volatility"
-    ).fetchall()[0]
+    rows = (
+        lake.connect(tmp_path)
+        .sql("SELECT count(*), count(volatility_60s), count(volatility_30s), count(returns_30s) FROM volatility")
+        .fetchall()[0]
+    )
     assert rows[0] == 180 and rows[1] > 100 and rows[2] == rows[3] == 0

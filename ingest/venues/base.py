@@ -16,10 +16,11 @@ a connection-wide `sequence` (Advanced Trade), the venue's `last_trade_ids`
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
+
+import orjson
 
 from ingest.errors import BadMessage
 from lake.trade import Trade
@@ -75,9 +76,10 @@ class VenueSpec:
 
 
 def json_object(text: str) -> dict[str, Any]:
+    """The frame as a JSON object (orjson: also refuses NaN, Infinity and integers beyond 64 bits)."""
     try:
-        frame = json.loads(text)
-    except json.JSONDecodeError as exc:
+        frame = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise BadMessage("malformed_json", str(exc)) from None
     if not isinstance(frame, dict):
         raise BadMessage("malformed_json", "not an object")
