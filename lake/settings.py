@@ -15,17 +15,21 @@ an empty URL means the venue's public endpoint, which the venue's own module hol
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
+from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+log = logging.getLogger(__name__)
 
 
 class _Group(BaseModel):
@@ -174,7 +178,10 @@ class Settings(BaseSettings):
     okx: VenueSettings = VenueSettings()
 
     def __init__(self, **values: Any) -> None:
-        _refuse_renamed(env_file=Path(".env"))
+        for flat, value in _renamed_in_use(Path(".env")).items():
+            group, name = type(self).flat_names()[flat]
+            complex_ = isinstance(type(self).default(flat), dict | list | tuple)  # JSON in env, as pydantic reads it
+            values.setdefault(group, {}).setdefault(name, json.loads(value) if complex_ else value)
         super().__init__(**values)
 
     @classmethod
@@ -213,7 +220,8 @@ class Settings(BaseSettings):
         return type(self).model_validate(data)
 
 
-# Settings that had other names before the groups; a forgotten one must not be silently ignored.
+# Settings that had other names before the groups: still read under the old name (with a
+# warning) when the new one is not set, so an existing `.env` keeps its meaning.
 RENAMED = {
     "SYMBOL_MAP": "INGEST_SYMBOL_MAP",
     "BACKFILL": "INGEST_BACKFILL",
@@ -222,16 +230,28 @@ RENAMED = {
     "HEALTH_INTERVAL_S": "INGEST_HEALTH_INTERVAL_S",
     "STATUS_INTERVAL_S": "INGEST_STATUS_INTERVAL_S",
 }
+_warned: set[str] = set()
 
 
-def _refuse_renamed(env_file: Path) -> None:
-    names = set(os.environ)
+def _renamed_in_use(env_file: Path) -> dict[str, str]:
+    """{new flat name: value} for each old name set (environment first, then .env) whose new name is not."""
+    found: dict[str, str] = {}
     if env_file.is_file():
-        names |= {line.split("=", 1)[0].strip().upper() for line in env_file.read_text().splitlines() if "=" in line}
-    old = sorted(names & set(RENAMED))
-    if old:
-        moves = ", ".join(f"{n} -> {RENAMED[n]}" for n in old)
-        raise ValueError(f"renamed settings in the environment or .env: {moves}")
+        for key, value in dotenv_values(env_file).items():
+            if key.upper() in RENAMED and value is not None:
+                found[key.upper()] = value
+    found.update({k: v for k, v in os.environ.items() if k in RENAMED})
+    new_names = set(os.environ) | ({k.upper() for k in dotenv_values(env_file)} if env_file.is_file() else set())
+    out = {}
+    for old, value in found.items():
+        new = RENAMED[old]
+        if new in new_names:
+            continue
+        if old not in _warned:
+            _warned.add(old)
+            log.warning("setting %s is now %s; reading the old name until it is renamed", old, new)
+        out[new.lower()] = value
+    return out
 
 
 _UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}
