@@ -78,6 +78,7 @@ chromium: ## Debian's chromium for the dashboard's browser tests (Playwright dow
 
 bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/ingest_throughput.py
+	$(PY) bench/decode.py
 	$(PY) bench/e2e.py
 	$(PY) bench/peer_quix.py --trades 2000000
 	$(PY) bench/lake_query.py

@@ -22,3 +22,12 @@ def test_lake_connect_is_still_there() -> None:
     from lake import connect
 
     assert lake.connect is connect and connect.__module__ == "lake.reader"
+
+
+def test_the_core_loads_no_reader_and_no_engine() -> None:
+    """`import lake` and the core's registries load neither DuckDB, pandas nor pyspark."""
+    core = ["lake", "lake.settings", "lake.schema", "lake.tables", "lake.trade", "ingest.venues"]
+    code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in core)
+    code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', 'pandas', 'pyspark'}))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]", done.stdout
