@@ -4,7 +4,7 @@ python -m ingest live   --exchange VENUE --symbols BTCUSDT,ETHUSDT [--url WS] [-
 python -m ingest record --exchange VENUE --symbols BTC-USD [--out DIR]      (raw frames to disk only)
 (VENUE: one of `ingest.venues.REGISTRY`: binance, coinbase, ...)
 python -m ingest replay FILE [FILE ...] [--format auto|tape|recording|hftbacktest|cryptofeed|cryptofeed-jsonl]
-                        [--speed X]
+                        [--speed X] [--strict] [--create-topics]
 python -m ingest synth  --rate N --symbols K (--count N | --duration S) [--speed X]
 python -m ingest demo   [--tape TAPE] [--loops N] [--speed X]   (the sample tape, looped as if it were now)
 python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
@@ -37,6 +37,8 @@ from ingest.producer import DeliveryFailed, Publisher
 from ingest.replay import pacing_time, replay
 from ingest.synth import synth_trades
 from ingest.tape import read_tape, write_tape
+from ingest.tape_check import TapeCounts, TapeProblem, checked_records
+from ingest.topics import BrokerUnreachable, TopicsMissing, check_topics
 from ingest.venues import REGISTRY, SubscriptionRejected
 from lake import logs
 from lake.settings import REPO_ROOT, Settings, interval_ms, load
@@ -63,6 +65,8 @@ def _symbols(text: str) -> list[str]:
 
 def _cmd_live(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    kafka = settings.kafka
+    _check_topics(settings, [kafka.topic, kafka.dlq_topic, kafka.feed_events_topic], args.create_topics)
     stop = threading.Event()
     stop_on_signals(stop)
     counters = run_feed(
@@ -93,12 +97,21 @@ def _cmd_record(args: argparse.Namespace) -> int:
     return 0
 
 
-def _records(files: list[Path], fmt: str, publisher: Publisher, settings: Settings) -> Iterator[dict[str, Any]]:
+def _records(
+    files: list[Path], fmt: str, publisher: Publisher, settings: Settings, counts: TapeCounts
+) -> Iterator[dict[str, Any]]:
     for path in files:
         kind = detect_format(path) if fmt == "auto" else fmt
         log.info("replaying path=%s format=%s", path, kind)
         if kind == "tape":
-            yield from read_tape(path)
+
+            def bad_line(problem: TapeProblem) -> None:
+                source = f"replay:{problem.path.name}:{problem.line}"
+                record = side_records.dead_letter(source, problem.reason, problem.detail, problem.raw, None)
+                publisher.send(settings.kafka.dlq_topic, source.encode(), side_records.to_json(record))
+                log.warning("dead letter %s", problem)
+
+            yield from checked_records(path, counts, bad_line)
             continue
         source = f"replay:{path.name}"
 
@@ -116,17 +129,43 @@ def _cmd_replay(args: argparse.Namespace) -> int:
     if missing:
         print(f"ingest: no such file: {', '.join(map(str, missing))}", file=sys.stderr)
         return 2
+    if args.strict and (problems := _tape_problems(args.files, args.format)):
+        for problem in problems[:10]:
+            print(f"ingest: {problem}", file=sys.stderr)
+        more = " (the first 10 shown)" if len(problems) > 10 else ""
+        print(f"ingest: --strict: {len(problems):,} lines are not wire records{more}; nothing sent", file=sys.stderr)
+        return 2
+    _check_topics(settings, [settings.kafka.topic, settings.kafka.dlq_topic], args.create_topics)
     stop = threading.Event()
     stop_on_signals(stop)
     # Heartbeat past the tape's end + watermark + one bar, so the job closes the last bars.
     closing = interval_ms(settings.stream.watermark) + 1000
+    counts = TapeCounts()
     with Publisher(settings) as publisher:
-        records = _records(args.files, args.format, publisher, settings)
+        records = _records(args.files, args.format, publisher, settings, counts)
         stats = replay(
             records, publisher, settings.kafka.topic, speed=args.speed, closing_heartbeat_after_ms=closing, stop=stop
         )
     print(f"replayed {stats.trades} trades and {stats.heartbeats} heartbeats to {settings.kafka.topic}")
-    return 0
+    summary = counts.summary(settings.kafka.dlq_topic)
+    if summary:
+        print(summary, file=sys.stderr if counts.problems else sys.stdout)
+    return 1 if counts.problems else 0
+
+
+def _tape_problems(files: list[Path], fmt: str) -> list[TapeProblem]:
+    """Every problem line of the tapes among `files`, read through before anything is sent."""
+    problems: list[TapeProblem] = []
+    for path in files:
+        if (detect_format(path) if fmt == "auto" else fmt) == "tape":
+            for _ in checked_records(path, TapeCounts(), problems.append):
+                pass
+    return problems
+
+
+def _check_topics(settings: Settings, topics: list[str], create: bool) -> None:
+    for name in check_topics(settings, topics, create=create):
+        print(f"created topic {name} ({settings.kafka.partitions} partitions)", file=sys.stderr)
 
 
 def _cmd_synth(args: argparse.Namespace) -> int:
@@ -134,6 +173,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
     if args.count is None and args.duration is None:
         print("ingest synth: give --count or --duration", file=sys.stderr)
         return 2
+    _check_topics(settings, [settings.kafka.topic], args.create_topics)
     stop = threading.Event()
     stop_on_signals(stop)
     start_ms = int(time.time() * 1000)
@@ -151,6 +191,7 @@ def _cmd_synth(args: argparse.Namespace) -> int:
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     settings = _settings(args)
+    _check_topics(settings, [settings.kafka.topic], args.create_topics)
     stop = threading.Event()
     stop_on_signals(stop)
     tape = list(read_tape(args.tape))
@@ -190,6 +231,10 @@ def _collect(bad: list[tuple[Frame, BadMessage]]) -> Callable[[Frame, BadMessage
 def _kafka_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--topic", help="trades topic (KAFKA_TOPIC)")
     parser.add_argument("--bootstrap-servers", help="KAFKA_BOOTSTRAP_SERVERS")
+    parser.add_argument(
+        "--create-topics", action="store_true",
+        help="create missing topics (KAFKA_PARTITIONS, KAFKA_RETENTION_MS) instead of stopping with their names",
+    )  # fmt: skip
 
 
 def _feed_flags(parser: argparse.ArgumentParser) -> None:
@@ -223,6 +268,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("files", nargs="+", type=Path)
     rep.add_argument("--format", choices=("auto", *FORMATS), default="auto")
     rep.add_argument("--speed", type=float, default=0.0, help="0 = as fast as possible, 1 = real time, N = N x")
+    rep.add_argument(
+        "--strict", action="store_true",
+        help="read every tape through first and send nothing if a line is not a wire record",
+    )  # fmt: skip
     _kafka_flags(rep)
     rep.set_defaults(func=_cmd_replay)
 
@@ -259,9 +308,12 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"ingest: bad settings:\n{exc}", file=sys.stderr)
         return 2
-    except (SubscriptionRejected, ValueError) as exc:
+    except (SubscriptionRejected, ValueError, TopicsMissing) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 2
+    except BrokerUnreachable as exc:
+        print(f"ingest: {exc}", file=sys.stderr)
+        return 1
     except (DeliveryFailed, RetriesExhausted) as exc:
         print(f"ingest: {exc}", file=sys.stderr)
         return 1

@@ -24,6 +24,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from ingest.topics import BrokerUnreachable, TopicsMissing, check_topics
 from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tables_frame
@@ -47,6 +48,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--watermark", dest="stream_watermark", help='e.g. "5 seconds"')
     parser.add_argument("--starting-offsets", dest="stream_starting_offsets", help="earliest | latest | JSON")
     parser.add_argument("--max-offsets-per-trigger", dest="stream_max_offsets_per_trigger", type=int)
+    parser.add_argument(
+        "--create-topics", action="store_true", help="create missing topics instead of stopping with their names"
+    )
     parser.add_argument(
         "--volatility-windows",
         dest="stream_volatility_windows_s",
@@ -191,12 +195,24 @@ def run(settings: Settings) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
-    args = parse_args(sys.argv[1:] if argv is None else argv)
+    args = vars(parse_args(sys.argv[1:] if argv is None else argv))
+    create_topics = args.pop("create_topics")
     try:
-        settings = load(**vars(args))
+        settings = load(**args)
     except ValidationError as exc:
         print(f"stream_ohlc: bad settings:\n{exc}", file=sys.stderr)
         return 2
+    try:  # before Spark starts: its Kafka source would only fail later, and less clearly
+        for name in check_topics(
+            settings, [settings.kafka.topic, settings.kafka.feed_events_topic], create=create_topics
+        ):
+            print(f"stream_ohlc: created topic {name}", file=sys.stderr)
+    except TopicsMissing as exc:
+        print(f"stream_ohlc: {exc}", file=sys.stderr)
+        return 2
+    except BrokerUnreachable as exc:
+        print(f"stream_ohlc: {exc}", file=sys.stderr)
+        return 1
     try:
         run(settings)
     except MissingSparkDefaults as exc:

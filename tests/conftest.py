@@ -41,13 +41,16 @@ def spark():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real broker on free loopback ports; killed with the test process if it dies."""
-    from infra.kafka_local import LocalKafka
+    """A real broker on free loopback ports, with the project's default topics as `make kafka-up`
+    creates them; killed with the test process if it dies."""
+    from infra.kafka_local import LocalKafka, ensure_project_topics
+    from lake.settings import load
 
     home = tmp_path_factory.mktemp("kafka")
     port = free_port()
     broker = LocalKafka(home, "127.0.0.1", port, controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars")
     broker.start(die_with_parent=True)
+    ensure_project_topics(broker, load(kafka_bootstrap_servers=broker.bootstrap))
     try:
         yield broker.bootstrap
     finally:

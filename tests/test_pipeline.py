@@ -250,6 +250,16 @@ def test_job_refuses_bad_arguments(tmp_path: Path) -> None:
     assert "expected e.g. '5 seconds'" in bad.stdout + bad.stderr
 
 
+def test_the_job_names_a_missing_topic_before_starting_spark(kafka: str, tmp_path: Path) -> None:
+    job = run_job(
+        "--bootstrap-servers", kafka, "--topic", "no.such.topic", "--lake", str(tmp_path / "lake"),
+        "--checkpoints", str(tmp_path / "cp"), "--trigger", "available-now", timeout=120,
+    )  # fmt: skip
+    assert job.returncode == 2
+    assert "topic no.such.topic does not exist" in job.stdout + job.stderr
+    assert not (tmp_path / "cp").exists()  # nothing started
+
+
 def test_the_job_reads_and_parses_the_trades_topic_once(pipeline: dict[str, Any]) -> None:
     """Spark counts a source's rows once per plan branch that scans it: the bars and the rejects
     must share one read (`jobs.trades.read_once`), so the count equals the records in the topic."""
