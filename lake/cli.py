@@ -1,6 +1,7 @@
 """`python -m lake`: query, inspect, export, compact and vacuum the lake.
 
     python -m lake [--lake PATH] sql "SELECT ..." [--format table|csv|json|parquet] [--output FILE]
+        (csv and json go to standard output without --output)
     python -m lake info
     python -m lake shell                         # an interactive SQL prompt with the views loaded
     python -m lake export TABLE --output FILE [--format parquet|csv|json] [--where "symbol = 'BTCUSDT'"]
@@ -81,14 +82,17 @@ def _run(con: duckdb.DuckDBPyConnection, sql: str, *, max_rows: int, timeout_s: 
 
 def cmd_sql(args: argparse.Namespace, lake: Path) -> int:
     to_file = args.format != "table"
-    if to_file and args.output is None:
-        print("lake: --format csv|json|parquet needs --output FILE", file=sys.stderr)
+    if args.format == "parquet" and args.output is None:
+        print("lake: --format parquet needs --output FILE (csv and json can go to standard output)", file=sys.stderr)
         return 2
     max_rows = args.max_rows if args.max_rows is not None else (10**9 if to_file else 100)
     table = _run(connect(lake), args.query, max_rows=max_rows, timeout_s=args.timeout)
     if table is None:
         return 1
-    if to_file:
+    if to_file and args.output is None:  # CSV or JSON lines to standard output, for pipes (as `duckdb -csv`)
+        sys.stdout.flush()
+        write_result(table, args.format, Path("/dev/stdout"))
+    elif to_file:
         write_result(table, args.format, args.output)
         print(f"lake: wrote {table.num_rows:,} rows to {args.output}", file=sys.stderr)
     else:

@@ -12,6 +12,7 @@ import duckdb
 import pyarrow.parquet as pq
 import pytest
 
+import lake
 from tests.lake_builder import SinkLake, ohlc_rows
 
 START = dt.datetime(2026, 1, 1, 23, 58, tzinfo=dt.UTC)
@@ -106,5 +107,17 @@ def test_compact_then_vacuum(lake_dir: Path) -> None:
 def test_bad_arguments_get_a_clear_error(lake_dir: Path) -> None:
     out = cli(lake_dir, "vacuum", "--older-than", "a month")
     assert out.returncode == 2 and "expected a duration like 30d" in out.stderr
-    out = cli(lake_dir, "sql", "SELECT 1", "--format", "csv")
+    out = cli(lake_dir, "sql", "SELECT 1", "--format", "parquet")
     assert out.returncode == 2 and "needs --output" in out.stderr
+
+
+def test_csv_and_json_go_to_standard_output_for_pipes(lake_dir: Path) -> None:
+    query = "SELECT symbol, window_start, close FROM ohlc ORDER BY window_start LIMIT 3"
+    out = cli(lake_dir, "sql", query, "--format", "csv")
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0] == "symbol,window_start,close" and len(lines) == 4
+    rows = lake.connect(lake_dir).sql(query).fetchall()
+    assert [line.split(",")[2] for line in lines[1:]] == [str(r[2]) for r in rows]  # exact decimals
+    out = cli(lake_dir, "sql", query, "--format", "json")
+    assert out.returncode == 0 and [json.loads(x)["symbol"] for x in out.stdout.splitlines()] == [r[0] for r in rows]
