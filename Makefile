@@ -37,15 +37,22 @@ $(STAMP): pyproject.toml requirements.lock
 	  mkdir -p $$spark_home/conf && ln -sf $(CURDIR)/spark-defaults.conf $$spark_home/conf/spark-defaults.conf
 	touch $@
 
+# Resolution output (Maven's, Ivy's) goes to a log; a failure shows its end.
+DEPS_LOG := .logs/deps.log
+define logged
+	@mkdir -p .logs; echo "$(1) (log: $(DEPS_LOG))"; \
+	  $(2) >> $(DEPS_LOG) 2>&1 || { tail -n 25 $(DEPS_LOG); echo "failed: see $(CURDIR)/$(DEPS_LOG)"; exit 1; }
+endef
+
 kafka-jars: venv ## resolve the Kafka broker's jars from Maven Central
-	$(PY) -m infra.kafka_local jars
+	$(call logged,Kafka broker jars,$(PY) -m infra.kafka_local jars)
 
 spark-jars: $(VENV)/.spark-jars ## resolve Spark's Kafka connector (spark.jars.packages) into the Ivy cache
 
 # A stamp, so `make live` and `make test` do not start a Spark session each time to check.
 $(VENV)/.spark-jars: $(STAMP) spark-defaults.conf
-	$(PY) -c 'from jobs.session import spark_session; spark_session("resolve-connector").stop()'
-	touch $@
+	$(call logged,Spark's Kafka connector,$(PY) -c 'from jobs.session import spark_session; spark_session("resolve-connector").stop()')
+	@touch $@
 
 deps: venv kafka-jars spark-jars ## everything the run and the tests need
 
@@ -55,12 +62,8 @@ kafka-up: kafka-jars ## start the local Kafka broker (KRaft) and create the topi
 kafka-down: venv ## stop the broker that kafka-up started
 	$(PY) -m infra.kafka_local down
 
-run: deps kafka-up ## demo: replay the sample tape, run the stream job until done, query the lake
-	$(PY) -m ingest replay $(SAMPLE_TAPE) --speed 0
-	$(VENV)/bin/spark-submit jobs/stream_ohlc.py --trigger available-now
-	$(PY) -m lake sql "$(DEMO_QUERY)"
-	@echo "The lake is in $(CURDIR)/lake; query it with: $(PY) -m lake sql \"SELECT ... FROM ohlc\""
-	@echo "The broker keeps running; stop it with: make kafka-down"
+run: deps ## demo: the broker, the sample tape replayed, the stream job until done, a query of the lake (infra/run.py)
+	@$(PY) -m infra.run
 
 live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, lake maintenance, dashboard
 	$(PY) -m infra.live $(LIVE_ARGS)
