@@ -20,6 +20,13 @@ DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count)
 # SOURCES="binance:BTCUSDT,ETHUSDT coinbase:BTC-USD,ETH-USD" for several (or synth:RATE for load).
 LIVE_ARGS := $(foreach s,$(SOURCES),--source $(s)) $(if $(EXCHANGE),--source $(EXCHANGE):$(SYMBOLS))
 
+# Resolution output (Maven's, Ivy's) goes to a log; a failure shows its end.
+DEPS_LOG := .logs/deps.log
+define logged
+	@mkdir -p .logs; echo "$(1) (log: $(DEPS_LOG))"; \
+	  $(2) >> $(DEPS_LOG) 2>&1 || { tail -n 25 $(DEPS_LOG); echo "failed: see $(CURDIR)/$(DEPS_LOG)"; exit 1; }
+endef
+
 .PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run live dashboard test chromium bench check fmt clean
 
 help: ## list the targets
@@ -28,21 +35,12 @@ help: ## list the targets
 venv: $(STAMP) ## create .venv with the pinned dependencies
 
 $(STAMP): pyproject.toml requirements.lock
-	python3 -m venv $(VENV)
-	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -c requirements.lock -e '.[dev]'
+	$(call logged,Python environment in $(VENV),python3 -m venv $(VENV) && $(PY) -m pip install -q --upgrade pip && $(PY) -m pip install -q -c requirements.lock -e '.[dev]')
 	@# Spark also finds its defaults in $$SPARK_HOME/conf: link ours there, so a bare
 	@# `spark-submit jobs/stream_ohlc.py` from this venv uses them without SPARK_CONF_DIR.
 	@spark_home=$$($(PY) -c 'import os, pyspark; print(os.path.dirname(pyspark.__file__))'); \
 	  mkdir -p $$spark_home/conf && ln -sf $(CURDIR)/spark-defaults.conf $$spark_home/conf/spark-defaults.conf
-	touch $@
-
-# Resolution output (Maven's, Ivy's) goes to a log; a failure shows its end.
-DEPS_LOG := .logs/deps.log
-define logged
-	@mkdir -p .logs; echo "$(1) (log: $(DEPS_LOG))"; \
-	  $(2) >> $(DEPS_LOG) 2>&1 || { tail -n 25 $(DEPS_LOG); echo "failed: see $(CURDIR)/$(DEPS_LOG)"; exit 1; }
-endef
+	@touch $@
 
 kafka-jars: venv ## resolve the Kafka broker's jars from Maven Central
 	$(call logged,Kafka broker jars,$(PY) -m infra.kafka_local jars)
