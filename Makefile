@@ -84,6 +84,7 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/peer_quix.py --trades 2000000
 	$(PY) bench/lake_query.py
 	$(PY) bench/live.py --plot bench/live.png
+	$(PY) bench/faults.py
 
 check: venv ## format check, lint and type check
 	$(VENV)/bin/ruff format --check .

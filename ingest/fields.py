@@ -9,6 +9,7 @@ from ingest.errors import BadMessage
 from lake.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, PRICE_PRECISION, PRICE_SCALE
 
 _MAX_INTEGER_DIGITS = PRICE_PRECISION - PRICE_SCALE
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def positive_decimal(record: dict[str, Any], key: str, name: str) -> Decimal:
@@ -39,9 +40,12 @@ def integer(record: dict[str, Any], key: str, name: str) -> int:
     if isinstance(raw, bool) or not isinstance(raw, int | str):
         raise BadMessage(f"bad_{name}", repr(raw))
     try:
-        return int(raw)
+        value = int(raw)
     except ValueError:
-        raise BadMessage(f"bad_{name}", repr(raw)) from None
+        raise BadMessage(f"bad_{name}", repr(raw)[:80]) from None
+    if not _INT64_MIN <= value <= _INT64_MAX:  # the lake's and Kafka records' bigint
+        raise BadMessage(f"bad_{name}", f"{repr(raw)[:40]}... does not fit 64 bits")
+    return value
 
 
 def timestamp_ms(value: int) -> int:

@@ -177,7 +177,7 @@ class FeedPipeline:
         record = side_records.dead_letter(self.source, reason, detail, raw, ingest_ts)
         self.sink.send(self.settings.kafka.dlq_topic, self.source.encode(), side_records.to_json(record))
         self.counters.dead_letters += 1
-        log.warning("dead letter source=%s reason=%s detail=%s raw=%.200s", self.source, reason, detail, raw)
+        log.warning("dead letter source=%s reason=%s detail=%.200s raw=%.200s", self.source, reason, detail, raw)
 
     def _check_sequence(self, sequence: int, now: int) -> None:
         previous, self._sequence = self._sequence, sequence

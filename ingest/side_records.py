@@ -23,8 +23,17 @@ from lake.schema import (
 _FEED_EVENT_FIELDS = column_names(FEED_EVENT)
 
 
+MAX_DETAIL_CHARS = 500
+MAX_RAW_CHARS = 256 * 1024  # a dead letter must fit Kafka's default 1 MB message, whatever arrived
+
+
 def dead_letter(source: str, reason: str, detail: str, raw: str, ingest_ts: int | None) -> dict[str, Any]:
-    """A frame that could not become trades, kept whole with why."""
+    """A frame that could not become trades, with why: whole up to MAX_RAW_CHARS, cut beyond
+    (the detail then says how long it was)."""
+    detail = detail if len(detail) <= MAX_DETAIL_CHARS else detail[:MAX_DETAIL_CHARS] + "..."
+    if len(raw) > MAX_RAW_CHARS:
+        detail = f"{detail} (raw cut to {MAX_RAW_CHARS:,} of {len(raw):,} characters)".strip()
+        raw = raw[:MAX_RAW_CHARS]
     return {
         "v": SCHEMA_VERSION,
         "source": source,

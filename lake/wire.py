@@ -47,7 +47,12 @@ class Accepted:
 
 def _fits(value: Decimal, precision: int, scale: int) -> Decimal | None:
     """`value` cast to decimal(precision, scale) as Spark's try_cast does: rounded half up, None on overflow."""
-    rounded = value.quantize(Decimal(1).scaleb(-scale), context=_CONTEXT)
+    if value.adjusted() >= precision - scale:  # too many integer digits (and 1e400 would not quantize)
+        return None
+    try:
+        rounded = value.quantize(Decimal(1).scaleb(-scale), context=_CONTEXT)
+    except decimal.InvalidOperation:
+        return None
     return rounded if rounded.adjusted() < precision - scale else None
 
 

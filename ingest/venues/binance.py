@@ -31,6 +31,8 @@ from lake.settings import Settings
 from lake.trade import Trade, mapped
 
 EXCHANGE = "binance"
+# Streams other than trades that captures hold (and a connection may carry): not trades, not errors.
+OTHER_STREAMS = ("bookTicker", "depth", "aggTrade", "kline", "ticker", "miniTicker", "avgPrice", "24hrTicker")
 WS_URL = "wss://stream.binance.com:9443/stream"
 REST_URL = "https://api.binance.com"
 
@@ -125,7 +127,9 @@ class Binance:
         event_time = data.get("E")
         exchange_ts = event_time if isinstance(event_time, int) and not isinstance(event_time, bool) else None
         if not stream.endswith("@trade"):
-            return Decoded(exchange_ts=exchange_ts)  # a stream we did not ask for
+            if stream.partition("@")[2].startswith(OTHER_STREAMS):
+                return Decoded(exchange_ts=exchange_ts)  # a known stream we did not ask for
+            raise BadMessage("unknown_stream", stream[:80])
         trade = mapped(parse_trade(data, ingest_ts), self.symbol_map)
         return Decoded(trades=[trade], exchange_ts=exchange_ts or trade.timestamp)
 

@@ -16,7 +16,8 @@ ids and times are strings. Symbols are canonical: BTC-USDT -> BTCUSDT.
 Rules:
 - The lake's bars are spot: a trade of a future (`BTC-USD-220527`), swap (`-SWAP`) or option
   (instrument ids of more than two parts) is a dead letter, `not_spot_instrument`.
-- Other channels (tickers, books, ...) carry no trades and are ignored, as Binance's other streams.
+- Other known channels (tickers, books, ...) carry no trades and are ignored, as Binance's other
+  streams; an unknown channel is a dead letter (`unknown_channel`).
 - Since 2023 a push may aggregate trades of one taker order at one price: `count` trades whose
   last id is `tradeId`. The row is one trade of the summed size; its span of ids is not a gap.
 
@@ -45,6 +46,9 @@ REST_URL = "https://www.okx.com"
 REST_PAGE = 100  # history-trades' largest page
 ARGS_PER_MESSAGE = 100
 QUIET_EVENTS = {"unsubscribe", "notice", "channel-conn-count"}
+# Public channels other than trades (captures hold them): not trades, not errors.
+OTHER_CHANNELS = ("tickers", "books", "bbo-tbt", "candle", "index-", "mark-price", "funding-rate", "open-interest",
+                  "price-limit", "opt-summary", "estimated-price", "liquidation", "status", "instruments")  # fmt: skip
 
 
 def canonical_symbol(inst_id: str, overrides: Mapping[str, str] | None = None) -> str:
@@ -129,8 +133,11 @@ class Okx:
         data = frame.get("data")
         if not isinstance(data, list):
             raise BadMessage("missing_data")
-        if arg.get("channel") != "trades":
-            return Decoded()  # a channel we did not ask for
+        channel = arg.get("channel")
+        if channel != "trades":
+            if isinstance(channel, str) and channel.startswith(OTHER_CHANNELS):
+                return Decoded()  # a known channel we did not ask for
+            raise BadMessage("unknown_channel", repr(channel)[:80])
         decoded = Decoded()
         for row in data:
             if not isinstance(row, dict):
