@@ -23,6 +23,8 @@ from pathlib import Path
 from common import broker
 
 from lake.settings import REPO_ROOT
+
+sys.path.insert(0, str(REPO_ROOT))  # the campaign's injectors live with the tests (tests/faults/)
 from tests.faults import HEADER, FaultRow, frames, records, sql
 from tests.lake_builder import SinkLake, ohlc_rows
 

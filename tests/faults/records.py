@@ -20,6 +20,7 @@ import orjson
 from kafka import KafkaProducer
 
 import lake
+from infra.run import SPARK_ENV
 from ingest.tape import read_tape
 from lake.settings import REPO_ROOT
 from lake.wire import Accepted, judge_value
@@ -74,7 +75,7 @@ def campaign(bootstrap: str, work: Path, n: int = 100_000, seed: int = 7) -> tup
          "--bootstrap-servers", bootstrap, "--topic", topic, "--feed-events-topic", feed,
          "--lake", str(work / "lake"), "--checkpoints", str(work / "cp"), "--trigger", "available-now"],
         cwd=REPO_ROOT, capture_output=True, text=True, timeout=1800, check=False,
-        env={**os.environ, "SPARK_CONF_DIR": str(REPO_ROOT)},
+        env={**os.environ, **SPARK_ENV},
     )  # fmt: skip
     reasons: Counter[str] = Counter()
     rejects = bars = 0
