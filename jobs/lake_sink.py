@@ -21,6 +21,7 @@ its state after N: `<checkpoint>/lake_sink/state/N.open.arrow` (the open windows
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -44,6 +45,16 @@ from lake.schema import Column
 from lake.tables import JOB_TABLES, TABLES, record_windows
 
 log = logging.getLogger(__name__)
+
+
+class LakeWriteFailed(RuntimeError):
+    """The lake could not take a batch (its disk is full): the job stops; a restart writes it."""
+
+
+class SinkStateError(RuntimeError):
+    """The sink's state in the checkpoint cannot be used. (Not SystemExit: raised inside
+    foreachBatch, a BaseException would end py4j's callback thread and hang the query.)"""
+
 
 # The query's tables (`lake.tables`), in the order a batch commits them; volatility, whose
 # columns follow the configured windows, is computed from the released bars and follows.
@@ -131,7 +142,16 @@ class LakeSink:
         started = time.perf_counter()
         batch = frame.toArrow()
         computed = time.perf_counter()
-        written = self.write(batch, batch_id)
+        try:
+            written = self.write(batch, batch_id)
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(exc):
+                raise
+            self._carried = None
+            raise LakeWriteFailed(
+                f"no space left on the lake's disk ({exc.filename or self.lake}) writing batch {batch_id}: free "
+                f"space and start the job again; batch {batch_id} is then written once, nothing before it is lost"
+            ) from exc
         log.info(
             "batch %d: computed in %.0f ms, written in %.0f ms (%s)",
             batch_id,
@@ -197,9 +217,16 @@ class LakeSink:
         previous, path = saved[-1]
         if previous != batch_id - 1:
             log.warning("batch %d: sink state found for batch %d, not %d", batch_id, previous, batch_id - 1)
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError) as exc:
+            raise SinkStateError(
+                f"{path}, the sink's state after batch {previous}, is unreadable ({exc}); the checkpoint "
+                f"{self.home.parent} is damaged. Restore it from a backup, or start over (new --lake and "
+                "--checkpoints); a guess would lose or repeat bars."
+            ) from None
         if "closer" not in data:
-            raise SystemExit(
+            raise SinkStateError(
                 f"{self.home} was written by the job before it released bars in update mode; its open "
                 "windows are in Spark's state only. Start over (make clean, or new --lake and --checkpoints)."
             )

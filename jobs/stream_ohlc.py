@@ -20,7 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pydantic import ValidationError
-from pyspark.errors import AnalysisException
+from pyspark.errors import AnalysisException, StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
@@ -32,6 +32,7 @@ from jobs.progress import ProgressListener
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, read_once, rejected
 from lake import logs
+from lake.commit_log import log_files
 from lake.settings import Settings, interval_ms, load
 
 log = logging.getLogger("jobs.stream_ohlc")
@@ -126,9 +127,39 @@ def checkpoint_dir(settings: Settings) -> Path:
     return root / CHECKPOINT
 
 
+def check_checkpoint_matches_lake(settings: Settings, checkpoint: Path) -> None:
+    """Refuse to start over silently: a lake with batches and no checkpoint would get every row again."""
+    lake = Path(settings.lake.path)
+    written = [table for table in STREAM_TABLES if log_files(lake / table)]
+    offsets = checkpoint / "offsets"
+    if not written or (offsets.is_dir() and any(offsets.iterdir())):
+        return
+    if settings.stream.starting_offsets != "earliest":
+        log.warning("%s has no offsets: starting from %s, as asked", checkpoint, settings.stream.starting_offsets)
+        return
+    raise SystemExit(
+        f"{lake} holds batches the job wrote ({', '.join(written)}), but its checkpoint {checkpoint} is missing "
+        "or empty: starting there would read the topics again from 'earliest' and write those rows twice. "
+        f"Restore {checkpoint} from a backup; or start over with a new lake (make clean, or new --lake and "
+        "--checkpoints); or go on from now with --starting-offsets latest (the trades since the last batch are "
+        f"then not in the lake), or with the end offsets of the newest batch in {lake / '_progress'}."
+    )
+
+
+def failure_cause(text: str) -> str:
+    """The line of a failed query's error that names the cause: the sink's own errors first."""
+    for marker in ("LakeWriteFailed: ", "SinkStateError: ", "SystemExit: "):
+        for line in text.splitlines():
+            if marker in line:
+                return line.split(marker, 1)[1].strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[0] if lines else "no message"
+
+
 def lake_sink(settings: Settings) -> LakeSink:
     if "://" in settings.lake.path or "://" in settings.checkpoint.path:
         raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    check_checkpoint_matches_lake(settings, checkpoint_dir(settings))
     return LakeSink(
         Path(settings.lake.path),
         checkpoint_dir(settings),
@@ -177,9 +208,12 @@ def run(settings: Settings) -> None:
     query: StreamingQuery | None = None
     try:
         (query,) = [writer.start() for writer in build_queries(spark, settings, sink).values()]
-        query.awaitTermination()
+        try:
+            query.awaitTermination()
+        except StreamingQueryException as exc:
+            raise SystemExit(f"stream_ohlc: the query stopped: {failure_cause(str(exc))}") from None
         if query.exception() is not None:
-            raise SystemExit(f"query {query.name} failed: {query.exception()}")
+            raise SystemExit(f"stream_ohlc: the query stopped: {failure_cause(str(query.exception()))}")
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc
