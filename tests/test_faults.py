@@ -36,3 +36,11 @@ def test_fuzzed_records_all_land_in_rejects_and_the_job_survives(kafka: str, tmp
     row, reasons = records.campaign(kafka, tmp_path, 2_000)
     assert row.survived and row.lost == 0 and row.duplicated == 0, row.line()
     assert "" not in reasons and None not in reasons
+
+
+@pytest.mark.integration
+def test_a_broker_killed_during_live_ingest_loses_and_repeats_no_trade(tmp_path: Path) -> None:
+    from tests.faults import broker_kills
+
+    row = broker_kills.kill_during_ingest(tmp_path, kills=1)
+    assert row.survived and row.lost == 0 and row.duplicated == 0, row.line()
