@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-from infra.kafka_local import LocalKafka
-from lake.settings import REPO_ROOT
+from infra.kafka_local import LocalKafka, ensure_project_topics
+from lake.settings import REPO_ROOT, load
 
 
 def free_port() -> int:
@@ -20,7 +20,8 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def broker(bootstrap: str | None, work: Path) -> Iterator[str]:
-    """The given broker, or a new one on free loopback ports, stopped at the end."""
+    """The given broker, or a new one on free loopback ports with the project's topics (as
+    `make kafka-up` creates them), stopped at the end."""
     if bootstrap:
         yield bootstrap
         return
@@ -28,6 +29,7 @@ def broker(bootstrap: str | None, work: Path) -> Iterator[str]:
         work / "kafka", "127.0.0.1", free_port(), controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars"
     )
     kafka.start(die_with_parent=True)
+    ensure_project_topics(kafka, load(kafka_bootstrap_servers=kafka.bootstrap))
     try:
         yield kafka.bootstrap
     finally:

@@ -156,6 +156,19 @@ def failure_cause(text: str) -> str:
     return lines[0] if lines else "no message"
 
 
+def stopped_because(text: str, checkpoint: Path, settings: Settings) -> str:
+    """The job's last words: the cause, and the way out when it is a damaged checkpoint."""
+    message = f"stream_ohlc: the query stopped: {failure_cause(text)}"
+    if str(checkpoint) in text or "MALFORMED_LOG_FILE" in text:
+        message += (
+            f"\nThe checkpoint {checkpoint} is damaged. Restore it from a backup; or move it away and start "
+            "again with --starting-offsets latest (the trades since its last batch are then not in the lake) or "
+            f"with the end offsets of the newest batch in {Path(settings.lake.path) / '_progress'}; or start "
+            "over with a new lake (make clean, or new --lake and --checkpoints)."
+        )
+    return message
+
+
 def lake_sink(settings: Settings) -> LakeSink:
     if "://" in settings.lake.path or "://" in settings.checkpoint.path:
         raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
@@ -211,9 +224,9 @@ def run(settings: Settings) -> None:
         try:
             query.awaitTermination()
         except StreamingQueryException as exc:
-            raise SystemExit(f"stream_ohlc: the query stopped: {failure_cause(str(exc))}") from None
+            raise SystemExit(stopped_because(str(exc), checkpoint_dir(settings), settings)) from None
         if query.exception() is not None:
-            raise SystemExit(f"stream_ohlc: the query stopped: {failure_cause(str(query.exception()))}")
+            raise SystemExit(stopped_because(str(query.exception()), checkpoint_dir(settings), settings))
     except AnalysisException as exc:
         if "kafka" in str(exc).lower() and "data source" in str(exc).lower():
             raise SystemExit(f"the Kafka connector is not on the classpath (spark.jars.packages): {exc}") from exc

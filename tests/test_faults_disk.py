@@ -91,6 +91,24 @@ def test_a_deleted_checkpoint_is_refused_with_the_choices(
     assert _snapshot(work / "lake") == expected  # nothing written twice
 
 
+def test_a_damaged_spark_checkpoint_is_refused_with_the_choices(
+    kafka: str, tmp_path: Path, replayed: tuple[Any, dict[str, Any]]
+) -> None:
+    settings, _expected = replayed
+    work = tmp_path / "run"
+    job = run_job(*_job_args(kafka, settings, work))
+    assert job.returncode == 0, job_failure(job)
+    offsets = work / "checkpoints" / "lake" / "offsets"
+    newest = max((p for p in offsets.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
+    newest.write_text("garbage")  # the file Spark reads first on a restart
+    (offsets / f".{newest.name}.crc").unlink(missing_ok=True)
+    job = run_job(*_job_args(kafka, settings, work))
+    out = job.stdout + job.stderr
+    assert job.returncode != 0
+    assert f"offsets/{newest.name}" in out and f"The checkpoint {work / 'checkpoints' / 'lake'} is damaged" in out
+    assert "--starting-offsets latest" in out
+
+
 def test_a_damaged_sink_state_is_refused_naming_the_file(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     tape = list(read_tape(SAMPLE))
