@@ -37,6 +37,27 @@ WS_URL = "wss://stream.binance.com:9443/stream"
 REST_URL = "https://api.binance.com"
 
 
+# The same trade's fields in the stream's event and in a REST history row.
+_STREAM_KEYS = {"price": "p", "quantity": "q", "timestamp": "T", "trade_id": "t", "maker": "m"}
+_REST_KEYS = {"price": "price", "quantity": "qty", "timestamp": "time", "trade_id": "id", "maker": "isBuyerMaker"}
+
+
+def _trade(row: dict[str, Any], keys: dict[str, str], symbol: str, ingest_ts: int | None) -> Trade:
+    maker = row.get(keys["maker"])
+    if not isinstance(maker, bool):
+        raise BadMessage("bad_is_buyer_maker", repr(maker))
+    return Trade(
+        exchange=EXCHANGE,
+        symbol=symbol.upper(),
+        price=positive_decimal(row, keys["price"], "price"),
+        quantity=positive_decimal(row, keys["quantity"], "quantity"),
+        timestamp=timestamp_ms(integer(row, keys["timestamp"], "timestamp")),
+        trade_id=integer(row, keys["trade_id"], "trade_id"),
+        is_buyer_maker=maker,
+        ingest_ts=ingest_ts,
+    )
+
+
 def parse_trade(event: dict[str, Any], ingest_ts: int | None = None) -> Trade:
     """One raw `trade` event (the combined stream's `data`) as a Trade."""
     if event.get("e") != "trade":
@@ -44,19 +65,7 @@ def parse_trade(event: dict[str, Any], ingest_ts: int | None = None) -> Trade:
     symbol = event.get("s")
     if not isinstance(symbol, str) or not symbol:
         raise BadMessage("missing_symbol")
-    maker = event.get("m")
-    if not isinstance(maker, bool):
-        raise BadMessage("bad_is_buyer_maker", repr(maker))
-    return Trade(
-        exchange=EXCHANGE,
-        symbol=symbol.upper(),
-        price=positive_decimal(event, "p", "price"),
-        quantity=positive_decimal(event, "q", "quantity"),
-        timestamp=timestamp_ms(integer(event, "T", "timestamp")),
-        trade_id=integer(event, "t", "trade_id"),
-        is_buyer_maker=maker,
-        ingest_ts=ingest_ts,
-    )
+    return _trade(event, _STREAM_KEYS, symbol, ingest_ts)
 
 
 def parse_rest_trade(row: dict[str, Any], symbol: str, ingest_ts: int | None = None) -> Trade:
@@ -65,19 +74,7 @@ def parse_rest_trade(row: dict[str, Any], symbol: str, ingest_ts: int | None = N
     {"id":28457,"price":"4.00000100","qty":"12.00000000","quoteQty":"48.000012",
      "time":1499865549590,"isBuyerMaker":true,"isBestMatch":true}
     """
-    maker = row.get("isBuyerMaker")
-    if not isinstance(maker, bool):
-        raise BadMessage("bad_is_buyer_maker", repr(maker))
-    return Trade(
-        exchange=EXCHANGE,
-        symbol=symbol.upper(),
-        price=positive_decimal(row, "price", "price"),
-        quantity=positive_decimal(row, "qty", "quantity"),
-        timestamp=timestamp_ms(integer(row, "time", "timestamp")),
-        trade_id=integer(row, "id", "trade_id"),
-        is_buyer_maker=maker,
-        ingest_ts=ingest_ts,
-    )
+    return _trade(row, _REST_KEYS, symbol, ingest_ts)
 
 
 class Binance:

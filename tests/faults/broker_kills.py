@@ -30,6 +30,28 @@ def _trades(broker: LocalKafka, topic: str) -> Counter[tuple[str, int]]:
     return Counter((r.value["symbol"], r.value["trade_id"]) for r in records if r.value.get("type") == "trade")
 
 
+def _own_broker(work: Path) -> LocalKafka:
+    broker = LocalKafka(
+        work / "kafka", "127.0.0.1", free_port(), controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars"
+    )
+    broker.start(die_with_parent=True)
+    return broker
+
+
+def _kill_and_restart(broker: LocalKafka, started: float, moments: list[float], down_s: float) -> list[float]:
+    """At each moment (seconds after `started`): kill -9, `down_s` down, start again on the same data.
+    Returns the seconds from each kill to the broker answering again."""
+    recoveries = []
+    for at in moments:
+        time.sleep(max(0.0, started + at - time.monotonic()))
+        _kill(broker)
+        time.sleep(down_s)
+        back = time.monotonic()
+        broker.start(die_with_parent=True)
+        recoveries.append(time.monotonic() - back + down_s)
+    return recoveries
+
+
 def _kill(broker: LocalKafka) -> None:
     pid = broker.running_pid()
     assert pid is not None, "no broker to kill"
@@ -41,10 +63,7 @@ def _kill(broker: LocalKafka) -> None:
 
 def kill_during_ingest(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2.0) -> FaultRow:
     rng = random.Random(seed)
-    broker = LocalKafka(
-        work / "kafka", "127.0.0.1", free_port(), controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars"
-    )
-    broker.start(die_with_parent=True)
+    broker = _own_broker(work)
     settings = load(
         kafka_bootstrap_servers=broker.bootstrap, ws_silence_timeout_s=30.0, ws_backoff_initial_s=0.05,
         ingest_status_interval_s=1.0,
@@ -67,15 +86,9 @@ def kill_during_ingest(work: Path, kills: int = 3, seed: int = 7, down_s: float 
     thread.start()
     moments = sorted(rng.uniform(1.0, bursts * 1.2 - down_s - 1) for _ in range(kills))
     started = time.monotonic()
-    recoveries = []
+    recoveries: list[float] = []
     try:
-        for at in moments:
-            time.sleep(max(0.0, started + at - time.monotonic()))
-            _kill(broker)
-            time.sleep(down_s)
-            back = time.monotonic()
-            broker.start(die_with_parent=True)
-            recoveries.append(time.monotonic() - back + down_s)
+        recoveries = _kill_and_restart(broker, started, moments, down_s)
         # Until every trade is on the topic (the ingestor reads on while the producer catches up), or 2 minutes.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and not errors:
@@ -111,10 +124,7 @@ def kill_during_job(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2
     from tests.test_pipeline import SAMPLE
 
     rng = random.Random(seed)
-    broker = LocalKafka(
-        work / "kafka", "127.0.0.1", free_port(), controller_port=free_port(), jars_dir=REPO_ROOT / ".kafka" / "jars"
-    )
-    broker.start(die_with_parent=True)
+    broker = _own_broker(work)
     settings = load(kafka_bootstrap_servers=broker.bootstrap)
     ensure_project_topics(broker, settings)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
@@ -133,13 +143,7 @@ def kill_during_job(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2
     started = time.monotonic()
     moments = sorted(rng.uniform(8.0, 30.0) for _ in range(kills))
     try:
-        for at in moments:
-            time.sleep(max(0.0, started + at - time.monotonic()))
-            _kill(broker)
-            time.sleep(down_s)
-            back = time.monotonic()
-            broker.start(die_with_parent=True)
-            recoveries.append(time.monotonic() - back + down_s)
+        recoveries = _kill_and_restart(broker, started, moments, down_s)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:
             if job.poll() is not None:  # the job stopped: start it again from its checkpoint
