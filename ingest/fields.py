@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -31,6 +32,19 @@ def positive_decimal(record: dict[str, Any], key: str, name: str) -> Decimal:
     if value.adjusted() >= _MAX_INTEGER_DIGITS:
         raise BadMessage(f"{name}_overflow", repr(raw))
     return value
+
+
+# A venue's symbol: letters and digits, parts joined by "-" (BTCUSDT, BTC-USD, BTC-USDT).
+_SYMBOL = re.compile(r"[A-Za-z0-9]{1,20}(?:-[A-Za-z0-9]{1,20}){0,3}")
+
+
+def symbol_text(raw: Any) -> str:
+    """The venue's symbol as sent, if it has a symbol's shape (not empty, no spaces, controls or emoji)."""
+    if not isinstance(raw, str) or not raw:
+        raise BadMessage("missing_symbol")
+    if not _SYMBOL.fullmatch(raw):
+        raise BadMessage("bad_symbol", repr(raw)[:60])
+    return raw
 
 
 def integer(record: dict[str, Any], key: str, name: str) -> int:

@@ -24,7 +24,7 @@ from typing import Any
 
 from ingest.backfill import PAGE, Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
-from ingest.fields import integer, positive_decimal, timestamp_ms
+from ingest.fields import integer, positive_decimal, symbol_text, timestamp_ms
 from ingest.tracking import Gap
 from ingest.venues.base import Decoded, SubscriptionRejected, VenueSpec, json_object
 from lake.settings import Settings
@@ -62,10 +62,7 @@ def parse_trade(event: dict[str, Any], ingest_ts: int | None = None) -> Trade:
     """One raw `trade` event (the combined stream's `data`) as a Trade."""
     if event.get("e") != "trade":
         raise BadMessage("unknown_message_type", repr(event.get("e")))
-    symbol = event.get("s")
-    if not isinstance(symbol, str) or not symbol:
-        raise BadMessage("missing_symbol")
-    return _trade(event, _STREAM_KEYS, symbol, ingest_ts)
+    return _trade(event, _STREAM_KEYS, symbol_text(event.get("s")), ingest_ts)
 
 
 def parse_rest_trade(row: dict[str, Any], symbol: str, ingest_ts: int | None = None) -> Trade:

@@ -43,7 +43,7 @@ from typing import Any
 
 from ingest.backfill import PAGE, Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
-from ingest.fields import integer, positive_decimal, timestamp_ms
+from ingest.fields import integer, positive_decimal, symbol_text, timestamp_ms
 from ingest.tracking import Gap
 from ingest.venues.base import Decoded, SubscriptionRejected, VenueSpec, json_object
 from lake.settings import Settings
@@ -110,9 +110,7 @@ def _maker_is_buyer(side: Any) -> bool:
 
 
 def _trade(raw: dict[str, Any], ingest_ts: int | None, overrides: Mapping[str, str] | None) -> Trade:
-    product = raw.get("product_id")
-    if not isinstance(product, str) or not product:
-        raise BadMessage("missing_symbol")
+    product = symbol_text(raw.get("product_id"))
     return Trade(
         exchange=EXCHANGE,
         symbol=canonical_symbol(product, overrides),

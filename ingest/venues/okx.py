@@ -34,7 +34,7 @@ from typing import Any
 
 from ingest.backfill import Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
-from ingest.fields import integer, positive_decimal, timestamp_ms
+from ingest.fields import integer, positive_decimal, symbol_text, timestamp_ms
 from ingest.tracking import Gap
 from ingest.venues.base import Decoded, SubscriptionRejected, VenueSpec, json_object
 from lake.settings import Settings
@@ -68,7 +68,8 @@ def parse_trade(row: dict[str, Any], ingest_ts: int | None = None, overrides: Ma
     if not isinstance(inst_id, str) or not inst_id:
         raise BadMessage("missing_symbol")
     if not is_spot(inst_id):
-        raise BadMessage("not_spot_instrument", inst_id)
+        raise BadMessage("not_spot_instrument", inst_id[:60])
+    symbol_text(inst_id)
     side = row.get("side")
     if side not in ("buy", "sell"):
         raise BadMessage("bad_side", repr(side))
