@@ -235,13 +235,10 @@ _warned: set[str] = set()
 
 def _renamed_in_use(env_file: Path) -> dict[str, str]:
     """{new flat name: value} for each old name set (environment first, then .env) whose new name is not."""
-    found: dict[str, str] = {}
-    if env_file.is_file():
-        for key, value in dotenv_values(env_file).items():
-            if key.upper() in RENAMED and value is not None:
-                found[key.upper()] = value
+    dotenv = {k.upper(): v for k, v in dotenv_values(env_file).items()} if env_file.is_file() else {}
+    found = {k: v for k, v in dotenv.items() if k in RENAMED and v is not None}
     found.update({k: v for k, v in os.environ.items() if k in RENAMED})
-    new_names = set(os.environ) | ({k.upper() for k in dotenv_values(env_file)} if env_file.is_file() else set())
+    new_names = set(os.environ) | set(dotenv)
     out = {}
     for old, value in found.items():
         new = RENAMED[old]

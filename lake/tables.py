@@ -127,9 +127,9 @@ def record_windows(lake: str | Path, windows_s: tuple[int, ...], name: str = "vo
     """Record that the table is written with `windows_s` (kept with every window recorded before,
     so the views still show older files' columns); returns what is recorded now."""
     path = _parameters_path(lake, name)
-    known = set(recorded_windows(lake, name)) if path.is_file() else set()
-    merged = tuple(sorted(known | set(windows_s)))
-    if path.is_file() and merged == recorded_windows(lake, name):
+    known = recorded_windows(lake, name) if path.is_file() else ()
+    merged = tuple(sorted(set(known) | set(windows_s)))
+    if merged == known:
         return merged
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
