@@ -119,3 +119,12 @@ class ProgressListener(StreamingQueryListener):
 
     def onQueryTerminated(self, event: Any) -> None:
         log.info("query terminated id=%s exception=%s", event.id, event.exception)
+
+
+def drain_events(spark: Any, timeout_ms: int = 10_000) -> None:
+    """Wait until the listener has handled every event already posted.
+
+    Spark delivers progress events to listeners on its own thread, after the batch: a query
+    that has terminated may still have its last progress on the way to `lake/_progress`.
+    """
+    spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(timeout_ms)

@@ -28,7 +28,7 @@ from ingest.topics import BrokerUnreachable, TopicsMissing, check_topics
 from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tables_frame
-from jobs.progress import ProgressListener
+from jobs.progress import ProgressListener, drain_events
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, read_once, rejected
 from lake import logs
@@ -234,9 +234,7 @@ def run(settings: Settings) -> None:
     finally:
         if query is not None and query.isActive:
             query.stop()
-        # Progress events reach the listener asynchronously: let the last ones land in
-        # lake/_progress before the driver exits.
-        spark._jsparkSession.sparkContext().listenerBus().waitUntilEmpty(10_000)
+        drain_events(spark)  # the last progress lands in lake/_progress before the driver exits
     log.info("the query finished")
 
 

@@ -43,7 +43,7 @@ def test_every_job_table_has_a_branch() -> None:
 
 
 def test_the_lake_query_in_process_equals_the_reference(spark: Any, kafka: str, tmp_path: Path) -> None:
-    from jobs.progress import ProgressListener
+    from jobs.progress import ProgressListener, drain_events
     from jobs.stream_ohlc import QUERY, build_queries, lake_sink
 
     settings = fresh_topics(kafka, tmp_path).with_overrides(
@@ -67,6 +67,7 @@ def test_the_lake_query_in_process_equals_the_reference(spark: Any, kafka: str, 
         query = queries[QUERY].start()
         query.awaitTermination(300)
         assert query.exception() is None
+        drain_events(spark)  # progress reaches the listener on Spark's thread, after the batch
     finally:
         spark.streams.removeListener(listener)
 
