@@ -14,8 +14,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from dashboard import live_feed
-from dashboard.live_feed import LiveFeed
 from lake.live_bars import encode
+from lake.live_tail import LiveFeed
 from lake.settings import REPO_ROOT
 from tests.conftest import free_port
 from tests.dashboard_lake import SECONDS, START, build
