@@ -13,8 +13,8 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
-from dashboard import services
 from dashboard.client import frame
+from lake.broker_offsets import progress_offsets
 from lake.tables import recorded_windows, volatility_column
 
 TTL_S = 2.0
@@ -136,7 +136,7 @@ def job_offsets(lake_path: str, query: str = "ohlc") -> dict[str, dict[str, int]
         "SELECT CAST(sources AS VARCHAR) AS sources FROM progress WHERE query = ? ORDER BY batch_id DESC LIMIT 1",
         [query],
     )
-    return services.end_offsets(rows["sources"].iloc[0]) if not rows.empty else {}
+    return progress_offsets(rows["sources"].iloc[0]) if not rows.empty else {}
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -10,9 +10,9 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from lake.macros import SECONDS_PER_YEAR
+from lake.macros import INTERVALS_S, SECONDS_PER_YEAR
 
-TIMEFRAMES_S: dict[str, int] = {"1s": 1, "5s": 5, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+TIMEFRAMES_S = INTERVALS_S
 RANGES: dict[str, dt.timedelta | None] = {
     "last 15 m": dt.timedelta(minutes=15),
     "last 1 h": dt.timedelta(hours=1),
@@ -251,21 +251,6 @@ def freshness(markets: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
     if markets.empty:
         return markets.assign(age_s=pd.Series(dtype=float))
     return markets.assign(age_s=(now - markets["newest_end"]).dt.total_seconds()).sort_values("age_s")
-
-
-def end_offsets(sources_json: str) -> dict[str, dict[str, int]]:
-    """Spark's per-source `end_offset` (JSON text, Kafka sources only) -> {topic: {partition: offset}}."""
-    import json
-
-    out: dict[str, dict[str, int]] = {}
-    for source in json.loads(sources_json or "[]"):
-        end = source.get("end_offset")
-        parsed = json.loads(end) if isinstance(end, str) else end
-        if isinstance(parsed, dict):
-            for topic, partitions in parsed.items():
-                if isinstance(partitions, dict):
-                    out.setdefault(topic, {}).update({str(p): int(o) for p, o in partitions.items()})
-    return out
 
 
 def consumer_lag(job: dict[str, dict[str, int]], broker: dict[str, dict[str, int]]) -> pd.DataFrame:

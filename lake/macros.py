@@ -11,6 +11,9 @@ partitions in range are read.
 
 from __future__ import annotations
 
+# The timeframes every reader offers (dashboard pickers, the API's `interval=`): each divides a day.
+INTERVALS_S: dict[str, int] = {"1s": 1, "5s": 5, "1m": 60, "5m": 300, "15m": 900, "1h": 3600, "1d": 86400}
+
 # Seconds in a year for annualizing: crypto trades every day of the year.
 SECONDS_PER_YEAR = 365 * 24 * 3600
 

@@ -119,6 +119,20 @@ class DashboardSettings(_Group):
     port: int = Field(default=8501, ge=1, le=65535)
 
 
+class ApiSettings(_Group):
+    """`python -m api` (`make api`): the read-only HTTP API."""
+
+    host: str = "127.0.0.1"  # any other address needs API_KEY
+    port: int = Field(default=8000, ge=1, le=65535)
+    key: str | None = None  # required in header X-API-Key when set (and for a non-loopback host)
+    cors_origins: tuple[str, ...] = ()  # browser origins allowed to call it (JSON list in env); none: CORS off
+    request_timeout_s: float = Field(default=10.0, gt=0)  # a request still running then gets 503
+    max_rows: int = Field(default=100_000, ge=1)  # candles or rows in one response; more is a 413
+    sql_max_rows: int = Field(default=10_000, ge=1)  # POST /v1/sql (lake.sandbox's cap)
+    stale_after_s: float = Field(default=60.0, gt=0)  # /v1/health: a symbol's newest bar older than this is stale
+    stream_queue: int = Field(default=1000, ge=1)  # updates a WebSocket client may leave unread before it is dropped
+
+
 class IngestSettings(_Group):
     """`python -m ingest live` and `record`, for every venue."""
 
@@ -169,6 +183,7 @@ class Settings(BaseSettings):
     live_bars: LiveBarsSettings = LiveBarsSettings()
     live: LiveSettings = LiveSettings()
     dashboard: DashboardSettings = DashboardSettings()
+    api: ApiSettings = ApiSettings()
     ingest: IngestSettings = IngestSettings()
     ws: WsSettings = WsSettings()
     record: RecordSettings = RecordSettings()

@@ -15,6 +15,7 @@ import pytest
 from dashboard import services
 from lake import live_bars
 from lake.ages import format_age
+from lake.broker_offsets import progress_offsets
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 
@@ -81,7 +82,7 @@ def test_kafka_lag_from_progress_offsets() -> None:
             {"description": "FileStreamSource", "end_offset": json.dumps({"logOffset": 3}), "input_rows": 1},
         ]
     )
-    job = services.end_offsets(sources)
+    job = progress_offsets(sources)
     assert job == {"t": {"0": 10, "1": 7}}
     lag = services.consumer_lag(job, {"t": {"0": 12, "1": 7}})
     assert list(lag["lag"]) == [2, 0]

@@ -1,0 +1,137 @@
+"""The API's view of the lake: a `lake.connect(read_only=True)` snapshot, renewed in the background.
+
+`lake.connect()` lists the committed files once, so a connection is a snapshot. A daemon
+thread takes a new one every `refresh_s` and swaps it in; requests never wait for it. Each
+request runs on its own cursor (a DuckDB connection is not shared between threads; its
+cursors are). If the lake cannot be read, the last good snapshot keeps serving and `error`
+says why; with no snapshot at all, requests get `LakeUnavailable` (503).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+
+import lake
+from lake.tables import recorded_windows
+
+log = logging.getLogger(__name__)
+
+REFRESH_S = 2.0
+
+Market = tuple[str, str]  # (exchange, symbol)
+
+
+class LakeUnavailable(RuntimeError):
+    """The lake cannot be read; the message says why."""
+
+
+@dataclass(frozen=True)
+class Newest:
+    start: dt.datetime
+    end: dt.datetime
+
+
+@dataclass
+class Snapshot:
+    con: duckdb.DuckDBPyConnection
+    taken_at: float  # time.time()
+    newest: dict[Market, Newest]  # each market's newest final bar
+    windows: tuple[int, ...]  # the volatility windows recorded with the table
+    _firsts: dict[Market, dt.datetime] | None = field(default=None, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def firsts(self) -> dict[Market, dt.datetime]:
+        """Each market's first bar (a scan of the ohlc view: once per snapshot)."""
+        with self._lock:
+            if self._firsts is None:
+                rows = (
+                    self.con.cursor()
+                    .execute("SELECT exchange, symbol, min(window_start) FROM ohlc GROUP BY ALL")
+                    .fetchall()
+                )
+                self._firsts = {(e, s): t for e, s, t in rows}
+            return self._firsts
+
+
+def take_snapshot(path: Path) -> Snapshot:
+    if not path.is_dir():
+        raise LakeUnavailable(f"the lake folder {path} does not exist (LAKE_PATH)")
+    try:
+        con = lake.connect(path, read_only=True)
+        rows = con.execute("SELECT exchange, symbol, window_start, window_end FROM latest_bars").fetchall()
+        windows = recorded_windows(path)
+    except (duckdb.Error, OSError, ValueError) as exc:
+        raise LakeUnavailable(f"the lake at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
+    return Snapshot(con, time.time(), {(e, s): Newest(a, b) for e, s, a, b in rows}, windows)
+
+
+class LakeAccess:
+    def __init__(self, path: str | Path, refresh_s: float = REFRESH_S) -> None:
+        self.path = Path(path).resolve()
+        self.refresh_s = refresh_s
+        self._snapshot: Snapshot | None = None
+        self._error: str | None = None
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def refresh(self) -> None:
+        try:
+            snap = take_snapshot(self.path)
+        except LakeUnavailable as exc:
+            with self._lock:
+                changed = self._error != str(exc)
+                self._error = str(exc)
+            if changed:
+                log.warning("%s", exc)
+            return
+        with self._lock:
+            self._snapshot, self._error = snap, None
+
+    def start(self) -> LakeAccess:
+        self.refresh()
+        self._thread = threading.Thread(target=self._run, name="lake snapshots", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.refresh_s):
+            self.refresh()
+
+    @property
+    def error(self) -> str | None:
+        """Why the newest attempt to read the lake failed (None: it worked)."""
+        with self._lock:
+            return self._error
+
+    def snapshot(self) -> Snapshot:
+        with self._lock:
+            snap, error = self._snapshot, self._error
+        if snap is None:
+            raise LakeUnavailable(error or f"the lake at {self.path} has not been read yet")
+        return snap
+
+    @contextmanager
+    def cursor(self) -> Iterator[tuple[Snapshot, duckdb.DuckDBPyConnection]]:
+        snap = self.snapshot()
+        cur = snap.con.cursor()
+        try:
+            yield snap, cur
+        except (duckdb.IOException, duckdb.InvalidInputException) as exc:
+            raise LakeUnavailable(f"the lake at {self.path} cannot be read: {str(exc).splitlines()[0]}") from exc
+        finally:
+            cur.close()
