@@ -60,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.handlers, logger.propagate = [handler], False
         logger.setLevel(logging.INFO)
     print(f"api: http://{cfg.host}:{cfg.port}/docs over {Path(settings.lake.path).resolve()} (log: {LOG})", flush=True)
-    uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port, log_config=None, ws_max_queue=16)
+    uvicorn.run(create_app(settings), host=cfg.host, port=cfg.port, log_config=None, timeout_graceful_shutdown=5)
     return 0
 
 

@@ -485,6 +485,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             allow_headers=["X-API-Key", "Content-Type"],
         )
     app.add_middleware(TimeLimit, seconds=cfg.request_timeout_s)
+    app.add_middleware(stream.RawSend)  # outermost: it sees the server's own send
     app.state.lake, app.state.feed, app.state.broadcaster = lake, feed, broadcaster
     return app
 

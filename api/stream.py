@@ -2,9 +2,11 @@
 
 One `LiveFeed` (`lake.live_tail`) tails `crypto.bars.live` on its own thread. Each update it
 keeps is encoded once and handed to the event loop, which puts it in the queue of every
-client subscribed to that market. A client's queue holds `limit` messages: a client that
-lets it fill is slow, and is closed with code 1008 and the reason, without waiting on it;
-the others never wait for it.
+client subscribed to that market; each client has its own sender task, so none waits for
+another. A client is slow, and is closed with code 1008 and the reason, when more than
+`limit` updates wait for it and either it has taken none for STALL_S or more than
+HARD_FACTOR x `limit` wait (a burst from the topic, such as a catch-up, is not slowness by
+itself).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +29,9 @@ log = logging.getLogger(__name__)
 SLOW_CLOSE_CODE = 1008  # policy violation: the client did not keep up
 BAD_REQUEST_CODE = 1008
 CLOSE_WAIT_S = 1.0  # a slow client's close frame may never get through: don't wait longer
+STALL_S = 2.0
+HARD_FACTOR = 10
+WATCH_EVERY_S = 0.5
 _MARKET = re.compile(r"^(?:([a-z0-9]{1,32}):)?([A-Za-z0-9][A-Za-z0-9-]{0,31})$")
 MAX_MARKETS = 100
 
@@ -64,14 +70,18 @@ def bar_message(bar: dict[str, Any]) -> bytes:
 class Subscriber:
     markets: frozenset[tuple[str | None, str]]
     limit: int
-    queue: asyncio.Queue[bytes] = field(init=False)
+    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
     slow: asyncio.Event = field(default_factory=asyncio.Event)
-
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.limit)
+    last_sent: float = field(default_factory=time.monotonic)  # when a send last completed
 
     def wants(self, exchange: str, symbol: str) -> bool:
         return (exchange, symbol) in self.markets or (None, symbol) in self.markets
+
+    def behind(self, now: float) -> bool:
+        waiting = self.queue.qsize()
+        if waiting <= self.limit:
+            return False
+        return waiting > HARD_FACTOR * self.limit or now - self.last_sent > STALL_S
 
 
 @dataclass
@@ -89,11 +99,26 @@ class Broadcaster:
         self.counts = StreamCounts()
         self._subscribers: set[Subscriber] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._watchdog: asyncio.Task[None] | None = None
 
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
         """Start receiving the feed's updates on `loop` (call once, from the loop)."""
         self._loop = loop
         self.feed.add_listener(self._from_feed)
+        self._watchdog = loop.create_task(self._watch())
+
+    async def _watch(self) -> None:
+        """A stuck client gets no new updates to trip over: look at every client periodically."""
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            now = time.monotonic()
+            for sub in list(self._subscribers):
+                if not sub.slow.is_set() and sub.behind(now):
+                    self._drop(sub)
+
+    def _drop(self, sub: Subscriber) -> None:
+        sub.slow.set()
+        self.counts.dropped_slow += 1
 
     def _from_feed(self, bar: dict[str, Any]) -> None:  # on the feed's thread
         loop = self._loop
@@ -107,11 +132,9 @@ class Broadcaster:
             if sub.slow.is_set() or not sub.wants(bar["exchange"], bar["symbol"]):
                 continue
             message = message or bar_message(bar)
-            try:
-                sub.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                sub.slow.set()
-                self.counts.dropped_slow += 1
+            sub.queue.put_nowait(message)
+            if sub.behind(time.monotonic()):
+                self._drop(sub)
 
     def subscribe(self, markets: frozenset[tuple[str | None, str]]) -> Subscriber:
         sub = Subscriber(markets, self.limit)
@@ -128,6 +151,7 @@ async def _pump(ws: WebSocket, sub: Subscriber, counts: StreamCounts) -> None:
     while True:
         message = await sub.queue.get()
         await ws.send_text(message.decode())
+        sub.last_sent = time.monotonic()
         counts.sent += 1
 
 
@@ -137,6 +161,36 @@ async def _until_closed(ws: WebSocket) -> None:
         event = await ws.receive()
         if event["type"] == "websocket.disconnect":
             return
+
+
+SERVER_SEND = "api.server_send"  # scope key: the server's own send callable (`RawSend`)
+
+
+class RawSend:
+    """ASGI middleware: keep the server's send callable in the scope, so `abort` can find its transport."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "websocket":
+            scope[SERVER_SEND] = send
+        await self.app(scope, receive, send)
+
+
+def abort(ws: WebSocket) -> bool:
+    """Cut a stuck client's connection at once (its unread data is discarded); True if done.
+
+    Closing a transport waits until its buffer drains, which a client that does not read
+    never lets happen. uvicorn's send is a method of its protocol, which holds the transport.
+    """
+    protocol = getattr(ws.scope.get(SERVER_SEND), "__self__", None)
+    transport = getattr(protocol, "transport", None)
+    if transport is None or not hasattr(transport, "abort"):
+        log.warning("could not abort a stuck stream client: no transport under %r", protocol)
+        return False
+    transport.abort()
+    return True
 
 
 async def serve(ws: WebSocket, broadcaster: Broadcaster, symbols: str) -> None:
@@ -165,11 +219,12 @@ async def serve(ws: WebSocket, broadcaster: Broadcaster, symbols: str) -> None:
             if not task.cancelled() and task.exception() is not None:
                 log.debug("stream client gone: %r", task.exception())
         if sub.slow.is_set():
-            log.info("stream client dropped: more than %d updates unread", sub.limit)
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    ws.close(SLOW_CLOSE_CODE, f"too slow: more than {sub.limit} updates unread"), CLOSE_WAIT_S
-                )
+            reason = f"too slow: {sub.queue.qsize()} updates unread (API_STREAM_QUEUE={sub.limit})"
+            log.info("stream client dropped: %s", reason)
+            try:
+                await asyncio.wait_for(ws.close(SLOW_CLOSE_CODE, reason), CLOSE_WAIT_S)
+            except Exception:  # the close frame is stuck behind what the client did not read
+                abort(ws)
     finally:
         for task in tasks:
             task.cancel()
