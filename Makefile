@@ -69,6 +69,9 @@ live: deps ## the whole live system, supervised: broker, ingestor (demo market b
 dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
 	$(VENV)/bin/streamlit run dashboard/app.py --server.address 127.0.0.1 --server.headless true
 
+api: venv ## the read-only HTTP API over the lake and the live bars (http://127.0.0.1:8000/docs)
+	$(PY) -m api
+
 test: deps chromium ## run the test suite (unit + integration with real Kafka, Spark and a browser)
 	$(PY) -m pytest
 

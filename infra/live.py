@@ -1,7 +1,7 @@
 """`make live`: the whole live system in one command, supervised.
 
     python -m infra.live [--source demo | --source binance:BTCUSDT,ETHUSDT [--source coinbase:BTC-USD]
-                          | --source synth:RATE[:SYMBOLS]] [--no-dashboard] [--duration S] [--status-every S]
+                          | --source synth:RATE[:SYMBOLS]] [--no-dashboard] [--no-api] [--duration S] [--status-every S]
 
 Starts the local broker (or uses the one `make kafka-up` started), creates the topics, then the
 stream job (final bars into the lake), the live-bar stream (`crypto.bars.live`), the lake's
@@ -44,7 +44,7 @@ SPARK_ENV = {
     "SPARK_CONF_DIR": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",
     "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
 }  # fmt: skip
-STOP_ORDER = ["live_bars", "job", "maintain", "dashboard", "broker"]  # after every ingestor
+STOP_ORDER = ["live_bars", "job", "maintain", "api", "dashboard", "broker"]  # after every ingestor
 
 
 class AlreadyRunning(RuntimeError):
@@ -73,12 +73,14 @@ def sources(specs: list[str]) -> list[Component]:
     return out
 
 
-def core(settings: Settings, dashboard: bool) -> list[Component]:
+def core(settings: Settings, dashboard: bool, api: bool = True) -> list[Component]:
     out = [
         Component("job", [SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py")], stop_timeout_s=30, env=SPARK_ENV),
         Component("live_bars", [PY, "-m", "jobs.live_bars"]),
         Component("maintain", [PY, "-m", "lake", "maintain", "--every", settings.lake.maintain_every]),
     ]
+    if api:
+        out.append(Component("api", [PY, "-m", "api"]))
     if dashboard:
         argv = [
             str(Path(sys.executable).parent / "streamlit"), "run", str(REPO_ROOT / "dashboard" / "app.py"),
@@ -161,6 +163,9 @@ def run(args: argparse.Namespace) -> int:
             f"live: port {settings.dashboard.port} is in use (another dashboard?); set DASHBOARD_PORT", file=sys.stderr
         )
         return 2
+    if not args.no_api and not port_free(settings.api.port):
+        print(f"live: port {settings.api.port} is in use (another API?); set API_PORT", file=sys.stderr)
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -172,13 +177,14 @@ def run(args: argparse.Namespace) -> int:
     log_dir = home / "logs"
     supervisor = Supervisor(log_dir, report=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
     print(f"dashboard  {url if not args.no_dashboard else '(off)'}")
+    print(f"api        {f'http://127.0.0.1:{settings.api.port}/docs' if not args.no_api else '(off)'}")
     print(f'lake       {Path(settings.lake.path).resolve()}  (query: python -m lake sql "SELECT ... FROM ohlc")')
     print(f"logs       {log_dir}/<component>.log")
     print(f"sources    {', '.join(c.name.removeprefix('ingest-') for c in ingestors)}", flush=True)
     probe: Probe | None = None
     try:
         start_broker(supervisor, settings)
-        for component in [*core(settings, not args.no_dashboard), *ingestors]:
+        for component in [*core(settings, not args.no_dashboard, not args.no_api), *ingestors]:
             supervisor.start(component)
         write_pids(home, supervisor)
         probe = Probe(settings)
@@ -218,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m infra.live", description=__doc__.split("\n\n")[0])
     parser.add_argument("--source", action="append", default=[], help="demo (default), VENUE:SYMBOLS, synth:RATE")
     parser.add_argument("--no-dashboard", action="store_true")
+    parser.add_argument("--no-api", action="store_true", help="leave out the HTTP API (python -m api)")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
     args = parser.parse_args(argv)

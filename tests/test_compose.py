@@ -16,7 +16,7 @@ def compose() -> dict[str, Any]:
 
 
 def test_services(compose: dict[str, Any]) -> None:
-    assert {"kafka", "ingestor", "stream-job", "live-bars", "maintain", "dashboard"} <= set(compose["services"])
+    assert {"kafka", "ingestor", "stream-job", "live-bars", "maintain", "dashboard", "api"} <= set(compose["services"])
     assert compose["services"]["kafka"]["image"].startswith("apache/kafka:4.")
 
 
@@ -31,7 +31,7 @@ def test_kafka_is_kraft_without_zookeeper(compose: dict[str, Any]) -> None:
 
 def test_project_services_use_the_settings_names(compose: dict[str, Any]) -> None:
     fields = {name.upper() for name in Settings.flat_names()}
-    for name in ("ingestor", "stream-job", "live-bars", "dashboard"):
+    for name in ("ingestor", "stream-job", "live-bars", "dashboard", "api"):
         env = compose["services"][name]["environment"]
         assert set(env) <= fields, f"{name} uses names the settings do not know: {set(env) - fields}"
         assert env["KAFKA_TOPIC"] == Settings.default("kafka_topic")
@@ -53,3 +53,9 @@ def test_stream_job_loads_the_project_spark_defaults(compose: dict[str, Any]) ->
     command = " ".join(compose["services"]["stream-job"]["command"])
     assert "--properties-file spark-defaults.conf --load-spark-defaults jobs/stream_ohlc.py" in command
     assert "4.0.0" in compose["services"]["stream-job"]["image"]  # the pinned pyspark
+
+
+def test_the_api_service_binds_all_addresses_only_with_a_key(compose: dict[str, Any]) -> None:
+    env = compose["services"]["api"]["environment"]
+    assert env["API_HOST"] == "0.0.0.0" and env["API_KEY"].startswith("${API_KEY:?")
+    assert f"{Settings.default('api_port')}:{Settings.default('api_port')}" in compose["services"]["api"]["ports"]

@@ -122,6 +122,25 @@ def watch_the_market_page(page: Any, url: str) -> None:
     assert sorted(set(seen)) == list(dict.fromkeys(seen)), "the newest bar went backwards"
 
 
+def api_sees_the_bars(api: str) -> None:
+    """The API started by make live serves the lake's markets and their newest final bar."""
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with urllib.request.urlopen(f"{api}/v1/symbols", timeout=10) as r:
+                markets = json.load(r)["markets"]
+        except OSError:
+            markets = []
+        if markets:
+            break
+        assert time.monotonic() < deadline, "the API lists no markets"
+        time.sleep(1)
+    m = markets[0]
+    with urllib.request.urlopen(f"{api}/v1/latest?exchange={m['exchange']}&symbol={m['symbol']}", timeout=10) as r:
+        latest = json.load(r)
+    assert latest["final"] is not None and isinstance(latest["final"]["close"], str)
+
+
 @pytest.mark.integration
 def test_make_live_comes_up_restarts_a_killed_component_and_stops_clean(tmp_path: Path) -> None:
     env = {
@@ -129,6 +148,7 @@ def test_make_live_comes_up_restarts_a_killed_component_and_stops_clean(tmp_path
         "KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{free_port()}", "KAFKA_HOME": str(tmp_path / "kafka"),
         "LAKE_PATH": str(tmp_path / "lake"), "CHECKPOINT_PATH": str(tmp_path / "checkpoints"),
         "LIVE_HOME": str(tmp_path / "live"), "DASHBOARD_PORT": str(free_port()), "STREAM_TRIGGER": "2 seconds",
+        "API_PORT": str(free_port()),
     }  # fmt: skip
     cmd = [sys.executable, "-m", "infra.live", "--status-every", "2"]
     live = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -155,6 +175,8 @@ def test_make_live_comes_up_restarts_a_killed_component_and_stops_clean(tmp_path
         with browser_page(tmp_path) as page:
             watch_the_market_page(page, f"http://127.0.0.1:{port}")  # opened while the lake may be empty
         wait_for(r"newest final bar \d+(\.\d)? s", 180)
+        wait_for(r"^api +http://127\.0\.0\.1:\d+/docs", 5)
+        api_sees_the_bars(f"http://127.0.0.1:{env['API_PORT']}")
         # A second `make live` refuses while this one runs.
         second = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=60)
         assert second.returncode == 2 and "make live is already running (pid" in second.stderr, second.stderr

@@ -1,7 +1,7 @@
 """Market: candles at any timeframe with volume and VWAP, volatility, and the latest price.
 
 The lake's final candles are extended by provisional ones from the live bars on `crypto.bars.live`
-(dashboard/live_feed.py), which cover the ~20 s the stream job has not written yet.
+(lake/live_tail.py), which cover the ~20 s the stream job has not written yet.
 """
 
 from __future__ import annotations
