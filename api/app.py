@@ -24,10 +24,11 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, queries, schemas, stream
-from api.candles import final_candle, with_provisional
+from api.candles import as_decimals, final_candles, with_provisional
 from api.candles_arrow import CANDLE_SCHEMA
 from api.encoding import clean_float, dumps, from_ms
 from api.lake_access import LakeAccess, LakeUnavailable, Snapshot
+from api.rollups import MinuteRollups
 from lake.broker_offsets import BrokerOffsetsUnavailable, progress_offsets
 from lake.broker_offsets import end_offsets as broker_end_offsets
 from lake.live_tail import LiveFeed
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
     feed = feed or LiveFeed(settings.kafka.bootstrap_servers, settings.kafka.live_bars_topic, client_id="api")
     broadcaster = stream.Broadcaster(feed, cfg.stream_queue)
     offsets = Offsets(settings)
+    rollups = MinuteRollups()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -262,14 +264,15 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             market(snap, exchange, symbol)
             live_end = from_ms(max(b["window_end"] for b in live)) if live else None
             first, last, fetch, truncated = span(snap, exchange, symbol, step_s, start, end, limit, live_end)
-            rows = [final_candle(r) for r in queries.candles(cur, exchange, symbol, step_s, first, last, fetch + 1)]
+            rows = final_candles(candle_table(cur, snap, exchange, symbol, step_s, first, last, fetch + 1))
         truncated = truncated or len(rows) > fetch
         rows = rows[:fetch]
         if include_provisional and not truncated:
             newest = snap.newest[(exchange, symbol)].start
             rows = with_provisional(rows, live, newest, step_s, first, last)[:fetch]
         if format != "json":
-            return _file(pa.Table.from_pylist(rows, schema=CANDLE_SCHEMA), format, f"{exchange}-{symbol}-{interval}")
+            table = pa.Table.from_pylist([as_decimals(r) for r in rows], schema=CANDLE_SCHEMA)
+            return _file(table, format, f"{exchange}-{symbol}-{interval}")
         return _json(
             {
                 "exchange": exchange,
@@ -281,6 +284,29 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
                 "candles": rows,
             }
         )
+
+    def candle_table(
+        cur: Any,
+        snap: Snapshot,
+        exchange: str,
+        symbol: str,
+        step_s: int,
+        first: dt.datetime,
+        last: dt.datetime,
+        limit: int,
+    ) -> pa.Table:
+        """Candles from the 1-minute rollups when they give the same answer, else from the bars."""
+        if step_s % 60 or first.timestamp() % 60 or last.timestamp() % 60:
+            return queries.candles(cur, exchange, symbol, step_s, first, last, limit)
+        days = (first.date(), (last - dt.timedelta(microseconds=1)).date())
+        parts = [
+            rollups.get(cur, files)
+            for (sym, day), files in sorted(snap.partitions.items())
+            if sym == symbol and days[0].isoformat() <= day <= days[1].isoformat()
+        ]
+        if not parts:
+            return queries.candles(cur, exchange, symbol, step_s, first, last, limit)  # an empty result, typed
+        return queries.candles_from_minutes(cur, pa.concat_tables(parts), exchange, step_s, first, last, limit)
 
     def bar(row: dict[str, Any], source: str) -> dict[str, Any]:
         out = {k: row[k] for k in schemas.Bar.model_fields if k in row}
@@ -486,7 +512,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
         )
     app.add_middleware(TimeLimit, seconds=cfg.request_timeout_s)
     app.add_middleware(stream.RawSend)  # outermost: it sees the server's own send
-    app.state.lake, app.state.feed, app.state.broadcaster = lake, feed, broadcaster
+    app.state.lake, app.state.feed, app.state.broadcaster, app.state.rollups = lake, feed, broadcaster, rollups
     return app
 
 

@@ -11,6 +11,9 @@ import decimal
 from decimal import Decimal
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
+
 from api.encoding import from_ms
 from lake.schema import PRICE_SCALE
 
@@ -42,26 +45,37 @@ def vwap(quote_volume: Decimal, volume: Decimal) -> Decimal | None:
     return _CONTEXT.divide(quote_volume, volume).quantize(_PRICE_STEP, context=_CONTEXT)
 
 
-def final_candle(row: tuple[Any, ...]) -> dict[str, Any]:
-    """A row of `api.queries.CANDLES` -> a candle."""
-    (time, open_, high, low, close, volume, quote, count, buy, sell, first_id, last_id, bars) = row
-    return {
-        "time": time,
-        "open": open_,
-        "high": high,
-        "low": low,
-        "close": close,
-        "volume": volume,
-        "quote_volume": quote,
-        "vwap": vwap(quote, volume),
-        "trade_count": count,
-        "buy_volume": buy,
-        "sell_volume": sell,
-        "first_trade_id": first_id,
-        "last_trade_id": last_id,
-        "bars": bars,
-        "provisional": False,
-    }
+AMOUNTS = ("open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume")
+_COLUMNS = ("time", *AMOUNTS, "trade_count", "first_trade_id", "last_trade_id", "bars")
+
+
+def final_candles(table: pa.Table) -> list[dict[str, Any]]:
+    """`api.queries` candle rows (Arrow, decimal columns) -> candles, amounts as exact decimal text.
+
+    Arrow's decimal-to-string cast prints every digit at the column's scale, as
+    `format(Decimal, "f")` does; only vwap is computed in Python (Decimal), per row.
+    """
+    columns: dict[str, list[Any]] = {}
+    for name in _COLUMNS:
+        column = table.column(name)
+        columns[name] = (pc.cast(column, pa.string()) if name in AMOUNTS else column).to_pylist()
+    out = []
+    for i in range(table.num_rows):
+        row = {name: columns[name][i] for name in _COLUMNS}
+        volume = row["volume"]
+        row["vwap"] = vwap(Decimal(row["quote_volume"]), Decimal(volume)) if volume.strip("0.") else None
+        row["provisional"] = False
+        out.append(row)
+    return out
+
+
+def as_decimals(candle: dict[str, Any]) -> dict[str, Any]:
+    """A candle with its decimal text as Decimal (for arithmetic, and for the file formats)."""
+    out = dict(candle)
+    for name in (*AMOUNTS, "vwap"):
+        if isinstance(out.get(name), str):
+            out[name] = Decimal(out[name])
+    return out
 
 
 def _merge(into: dict[str, Any], bar: dict[str, Any]) -> None:
@@ -132,7 +146,7 @@ def with_provisional(
     fresh = [b for b in live if b["window_start"] > after and lo <= b["window_start"] < hi]
     provisional = live_candles(fresh, step_s)
     if final and provisional and final[-1]["time"] == provisional[0]["time"]:
-        merged = dict(final[-1])
+        merged = as_decimals(final[-1])
         _merge(merged, provisional[0])
         return [*final[:-1], merged, *provisional[1:]]
     return [*final, *provisional]

@@ -21,11 +21,13 @@ from pathlib import Path
 import duckdb
 
 import lake
+from lake.reader import change_marker, files_by_partition, list_tables
 from lake.tables import recorded_windows
 
 log = logging.getLogger(__name__)
 
 REFRESH_S = 2.0
+FORCE_REFRESH_S = 60.0  # a new snapshot at least this often, changed or not (a safety net)
 
 Market = tuple[str, str]  # (exchange, symbol)
 
@@ -46,6 +48,7 @@ class Snapshot:
     taken_at: float  # time.time()
     newest: dict[Market, Newest]  # each market's newest final bar
     windows: tuple[int, ...]  # the volatility windows recorded with the table
+    partitions: dict[tuple[str, str], tuple[str, ...]]  # ohlc's committed files per (symbol, date)
     _firsts: dict[Market, dt.datetime] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -66,12 +69,14 @@ def take_snapshot(path: Path) -> Snapshot:
     if not path.is_dir():
         raise LakeUnavailable(f"the lake folder {path} does not exist (LAKE_PATH)")
     try:
-        con = lake.connect(path, read_only=True)
+        listed = list_tables(path)
+        con = lake.connect(path, read_only=True, listed=listed, threads=1)  # requests run side by side
         rows = con.execute("SELECT exchange, symbol, window_start, window_end FROM latest_bars").fetchall()
         windows = recorded_windows(path)
     except (duckdb.Error, OSError, ValueError) as exc:
         raise LakeUnavailable(f"the lake at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
-    return Snapshot(con, time.time(), {(e, s): Newest(a, b) for e, s, a, b in rows}, windows)
+    newest = {(e, s): Newest(a, b) for e, s, a, b in rows}
+    return Snapshot(con, time.time(), newest, windows, files_by_partition(listed["ohlc"][0]))
 
 
 class LakeAccess:
@@ -83,8 +88,16 @@ class LakeAccess:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._marker: tuple[tuple[str, int], ...] | None = None
 
     def refresh(self) -> None:
+        """A new snapshot if the lake changed (`lake.reader.change_marker`) or the last is old."""
+        marker = change_marker(self.path)
+        with self._lock:
+            current, error = self._snapshot, self._error
+        fresh = current is not None and time.time() - current.taken_at < FORCE_REFRESH_S
+        if marker == self._marker and fresh and error is None:
+            return
         try:
             snap = take_snapshot(self.path)
         except LakeUnavailable as exc:
@@ -96,6 +109,7 @@ class LakeAccess:
             return
         with self._lock:
             self._snapshot, self._error = snap, None
+        self._marker = marker
 
     def start(self) -> LakeAccess:
         self.refresh()

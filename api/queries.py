@@ -12,13 +12,23 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from lake.macros import candle_aggregates
 from lake.tables import volatility_column
 
 CANDLE_COLUMNS = (
-    "bucket_start AS time, open, high, low, close, volume, quote_volume, trade_count, buy_volume, sell_volume, "
-    "first_trade_id, last_trade_id, bars"
+    "open, high, low, close, volume, quote_volume, trade_count, buy_volume, sell_volume, first_trade_id, "
+    "last_trade_id, bars"
 )
-CANDLES = f"SELECT {CANDLE_COLUMNS} FROM candles(?, to_seconds(?), ?, ?, venue := ?) ORDER BY time LIMIT ?"
+CANDLES = (
+    f"SELECT bucket_start AS time, {CANDLE_COLUMNS} FROM candles(?, to_seconds(?), ?, ?, venue := ?) "
+    "ORDER BY time LIMIT ?"
+)
+MINUTES = "minute_candles"  # the name the rolled-up minutes are registered under, per cursor
+FROM_MINUTES = (
+    f"SELECT time, {CANDLE_COLUMNS} FROM (SELECT time_bucket(to_seconds(?), bars.bucket_start) AS time,"
+    f"{candle_aggregates('bucket_start', 'sum(bars.bars)')} FROM {MINUTES} AS bars "
+    "WHERE bars.exchange = ? AND bars.bucket_start >= ? AND bars.bucket_start < ? GROUP BY 1) ORDER BY time LIMIT ?"
+)
 
 
 def candles(
@@ -29,8 +39,27 @@ def candles(
     start: dt.datetime,
     end: dt.datetime,
     limit: int,
-) -> list[tuple[Any, ...]]:
-    return cur.execute(CANDLES, [symbol, step_s, start, end, exchange, limit]).fetchall()
+) -> pa.Table:
+    """The `candles()` macro over the `ohlc` view: any step, any range."""
+    return cur.sql(CANDLES, params=[symbol, step_s, start, end, exchange, limit]).to_arrow_table()
+
+
+def candles_from_minutes(
+    cur: duckdb.DuckDBPyConnection,
+    minutes: pa.Table,
+    exchange: str,
+    step_s: int,
+    start: dt.datetime,
+    end: dt.datetime,
+    limit: int,
+) -> pa.Table:
+    """The same candles rolled up from 1-minute ones (`api.rollups`): for steps of whole minutes
+    over a minute-aligned range, where they equal the macro's."""
+    cur.register(MINUTES, minutes)
+    try:
+        return cur.sql(FROM_MINUTES, params=[step_s, exchange, start, end, limit]).to_arrow_table()
+    finally:
+        cur.unregister(MINUTES)
 
 
 def newest_final_bar(cur: duckdb.DuckDBPyConnection, exchange: str, symbol: str) -> dict[str, Any] | None:

@@ -30,22 +30,29 @@ _BUCKET = """
     time_bucket(step_, bars.window_start) AS bucket_start,
     time_bucket(step_, bars.window_start) + step_ AS bucket_end,"""
 
-CANDLES = f"""
-CREATE OR REPLACE MACRO candles(symbol_, step_, start_, end_, venue := NULL) AS TABLE
-SELECT{_BUCKET}
-    arg_min(bars.open, bars.window_start) AS open,
+
+def candle_aggregates(time: str = "window_start", bars: str = "count(*)") -> str:
+    """A candle's columns from rows aliased `bars`: 1 s bars (the default), or candles of a finer
+    step (`time="bucket_start", bars="sum(bars.bars)"`), which roll up exactly the same."""
+    return f"""
+    arg_min(bars.open, bars.{time}) AS open,
     max(bars.high) AS high,
     min(bars.low) AS low,
-    arg_max(bars.close, bars.window_start) AS close,
+    arg_max(bars.close, bars.{time}) AS close,
     sum(bars.volume) AS volume,
     sum(bars.quote_volume) AS quote_volume,
     CAST(sum(bars.quote_volume) AS DOUBLE) / NULLIF(CAST(sum(bars.volume) AS DOUBLE), 0) AS vwap,
     CAST(sum(bars.trade_count) AS BIGINT) AS trade_count,
     sum(bars.buy_volume) AS buy_volume,
     sum(bars.sell_volume) AS sell_volume,
-    arg_min(bars.first_trade_id, bars.window_start) AS first_trade_id,
-    arg_max(bars.last_trade_id, bars.window_start) AS last_trade_id,
-    count(*) AS bars
+    arg_min(bars.first_trade_id, bars.{time}) AS first_trade_id,
+    arg_max(bars.last_trade_id, bars.{time}) AS last_trade_id,
+    CAST({bars} AS BIGINT) AS bars"""
+
+
+CANDLES = f"""
+CREATE OR REPLACE MACRO candles(symbol_, step_, start_, end_, venue := NULL) AS TABLE
+SELECT{_BUCKET}{candle_aggregates()}
 FROM ohlc AS bars
 {_RANGE}
 GROUP BY ALL

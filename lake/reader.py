@@ -8,17 +8,18 @@ before its commit are not read, and a compacted partition is read once. Views ar
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
 import duckdb
 
 from lake.macros import MACROS
-from lake.manifest import COMPACTED_DIR, Manifest, live_paths, live_paths_and_manifest, partition_of
+from lake.manifest import COMPACTED_DIR, MANIFEST_DIR, Manifest, live_paths, live_paths_and_manifest, partition_of
 from lake.sandbox import lock_down
 from lake.schema import LATE, PROGRESS, Column, duckdb_type
 from lake.settings import Settings
-from lake.tables import TABLES, VIEWS
+from lake.tables import PARAMETERS_DIR, TABLES, VIEWS
 
 __all__ = ["VIEWS", "connect", "views_sql"]
 
@@ -65,6 +66,15 @@ def view_sql(
 
 
 _SYMBOL_DATE = re.compile(r"/symbol=([^/]+)/date=([0-9-]+)/")
+
+
+def files_by_partition(files: list[str]) -> dict[tuple[str, str], tuple[str, ...]]:
+    """A symbol-partitioned table's files per (symbol, date) partition, from the paths alone."""
+    out: dict[tuple[str, str], list[str]] = {}
+    for f in files:
+        if m := _SYMBOL_DATE.search(f):
+            out.setdefault((m[1], m[2]), []).append(f)
+    return {key: tuple(sorted(v)) for key, v in out.items()}
 
 
 def newest_partition_files(files: list[str]) -> list[str]:
@@ -132,8 +142,38 @@ LATE_VIEW_SQL = (
 )
 
 
-def views_sql(path: str | Path | None = None, settings: Settings | None = None) -> str:
-    """The SQL that creates every view and macro: for the stock DuckDB CLI (`duckdb -init`)."""
+Listing = dict[str, tuple[list[str], Manifest]]  # table -> its committed files and the manifest read with them
+
+
+def list_tables(lake: Path) -> Listing:
+    """Every table's committed files (`lake.manifest.live_paths_and_manifest`)."""
+    return {table: live_paths_and_manifest(lake / table) for table in TABLES}
+
+
+def change_marker(lake: str | Path) -> tuple[tuple[str, int], ...]:
+    """What changes whenever a reader's snapshot would: the modification times of each table's
+    commit log and manifest folders, the table records and the progress files. Cheap (a few
+    dozen stat calls), so a long-lived reader can skip `connect` while the lake is unchanged."""
+    root = Path(lake)
+    folders = [root / PARAMETERS_DIR, root / "_progress"]
+    for table in TABLES:
+        folders += [root / table / "_spark_metadata", root / table / COMPACTED_DIR / MANIFEST_DIR]
+    out = []
+    for folder in folders:
+        with contextlib.suppress(OSError):
+            out.append((str(folder), folder.stat().st_mtime_ns))
+    for day in sorted((root / "_progress").glob("date=*")):
+        for f in sorted(day.iterdir()):
+            with contextlib.suppress(OSError):
+                out.append((str(f), f.stat().st_mtime_ns))
+    return tuple(out)
+
+
+def views_sql(path: str | Path | None = None, settings: Settings | None = None, listed: Listing | None = None) -> str:
+    """The SQL that creates every view and macro: for the stock DuckDB CLI (`duckdb -init`).
+
+    `listed`: the tables' files as `list_tables` found them (listed here when not given).
+    """
     settings = settings or Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
     statements = ["SET TimeZone = 'UTC'"]
@@ -142,13 +182,15 @@ def views_sql(path: str | Path | None = None, settings: Settings | None = None) 
     columns = {table: spec.columns_in(lake) for table, spec in TABLES.items()}  # as recorded with each table
     statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(columns[t])}" for t in TABLES]
     statements += [m.strip() for m in MACROS]
-    listed = {table: live_paths_and_manifest(lake / table) for table in TABLES}
+    listed = listed if listed is not None else list_tables(lake)
     statements += [view_sql(table, lake / table, columns[table], listed[table][0]) for table in TABLES]
     statements += [latest_bars_sql(lake / "ohlc", *listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 
 
-def connect(path: str | Path | None = None, read_only: bool = True) -> duckdb.DuckDBPyConnection:
+def connect(
+    path: str | Path | None = None, read_only: bool = True, listed: Listing | None = None, threads: int | None = None
+) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views ohlc, volatility, rejects, feed_events, late, progress.
 
     The views are a snapshot of what was committed when this was called; connect again to
@@ -158,13 +200,16 @@ def connect(path: str | Path | None = None, read_only: bool = True) -> duckdb.Du
     With `read_only` (the default) the connection can read lake files and nothing else, and
     its settings are locked (`lake.sandbox`); user-typed SQL should still go through
     `lake.sandbox.run_query`. `read_only=False` leaves DuckDB as it is, e.g. to COPY a
-    query's result to a file.
+    query's result to a file. `listed`: the files to show, as `list_tables` found them.
+    `threads`: DuckDB's threads per query (a server running many queries at once wants 1).
     """
     settings = Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
     con = duckdb.connect(":memory:")
     try:
-        con.execute(views_sql(lake, settings))
+        con.execute(views_sql(lake, settings, listed))
+        if threads is not None:
+            con.execute("SET threads = ?", [threads])
         if read_only:
             lock_down(con, lake)
     except Exception:

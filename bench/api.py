@@ -1,0 +1,320 @@
+"""The HTTP API under load, over the compacted 30-day, 10-symbol lake (`bench/api_lake.py`).
+
+    .venv/bin/python bench/api.py [--requests 300] [--clients 50] [--stream-clients 100]
+                                  [--stream-seconds 30] [--bootstrap HOST:PORT]
+
+Starts a broker of its own (or uses --bootstrap) and `python -m api` on a free port, as a
+user runs it, then measures on this machine (server and load share its two cores):
+
+1. `GET /v1/candles`, one symbol, one day, 1-minute candles (a random symbol and day per
+   request, seeded): latency p50/p99 at 1 client and at `--clients` concurrent clients. The
+   baseline is the same `candles()` query in-process on a `lake.connect()` connection (no
+   HTTP), timed in the same run; one response is checked digit for digit against it.
+2. `WS /v1/stream/bars`: `--stream-clients` clients, each subscribed to one of the 10 symbols;
+   every symbol gets a live-bar update every 50 ms (the live-bars job's emit interval) on the
+   live topic for `--stream-seconds`. Latency = client receipt - the update's `emitted_at`
+   (set when it is produced), so it covers the topic, the API's tail, the fan-out and the
+   WebSocket. The peer: a plain Kafka consumer on the same topic, same clock, same run.
+
+Targets: candles p99 < 100 ms at 1 client and < 500 ms at 50; stream p99 < 200 ms.
+The server's log goes to the printed path.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import httpx2
+from kafka import KafkaConsumer, KafkaProducer
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import api_lake
+import common
+import lake_query
+
+import lake
+from api import queries
+from lake.live_bars import encode
+from lake.schema import SCHEMA_VERSION
+from lake.settings import REPO_ROOT
+
+SEED = 20261202
+EMIT_EVERY_S = 0.05
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))]
+
+
+def summary(name: str, values: list[float], target: float | None = None) -> str:
+    p50, p99 = pct(values, 50), pct(values, 99)
+    verdict = "" if target is None else f"  target p99 < {target:g} ms: {'PASS' if p99 < target else 'FAIL'}"
+    return f"{name:<52} n={len(values):>6,}  p50 {p50:8.1f} ms  p99 {p99:8.1f} ms  max {max(values):8.1f} ms{verdict}"
+
+
+def start_server(lake_path: Path, bootstrap: str, live_topic: str, work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = common.free_port()
+    env = {**os.environ, "LAKE_PATH": str(lake_path), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
+           "KAFKA_LIVE_BARS_TOPIC": live_topic, "PYTHONPATH": str(REPO_ROOT)}  # fmt: skip
+    log = (work / "api.out").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "api", "--port", str(port)], cwd=work, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while True:
+        if proc.poll() is not None:
+            sys.exit(f"the API exited: {(work / 'api.out').read_text()[-2000:]}")
+        try:
+            health = httpx2.get(f"{url}/v1/health", timeout=10).json()
+            if health["live_stream"]["ok"] and health["lake"]["ok"]:
+                return proc, url
+        except (httpx2.HTTPError, ValueError, KeyError):
+            pass
+        if time.monotonic() > deadline:
+            sys.exit("the API did not come up within 90 s")
+        time.sleep(0.5)
+
+
+def candle_requests(spec: lake_query.LakeSpec, n: int) -> list[tuple[str, date]]:
+    rng = random.Random(SEED)
+    days = [spec.first_day + timedelta(days=d) for d in range(spec.days)]
+    return [(lake_query.symbol_name(rng.randrange(spec.symbols)), rng.choice(days)) for _ in range(n)]
+
+
+def params(symbol: str, day: date) -> dict[str, str]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return {"exchange": lake_query.EXCHANGE, "symbol": symbol, "interval": "1m", "start": start.isoformat(),
+            "end": (start + timedelta(days=1)).isoformat()}  # fmt: skip
+
+
+def direct(lake_path: Path, requests: list[tuple[str, date]]) -> tuple[list[float], list[tuple[Any, ...]]]:
+    con = lake.connect(lake_path)
+    out, first = [], []
+    for i, (symbol, day) in enumerate(requests):
+        p = params(symbol, day)
+        t = time.perf_counter()
+        rows = queries.candles(con, p["exchange"], symbol, 60, datetime.fromisoformat(p["start"]),
+                               datetime.fromisoformat(p["end"]), 100_000)  # fmt: skip
+        out.append((time.perf_counter() - t) * 1000)
+        if i == 0:
+            first = rows
+    return out, first
+
+
+def one_client(url: str, requests: list[tuple[str, date]]) -> tuple[list[float], dict[str, Any]]:
+    out, first = [], {}
+    with httpx2.Client(base_url=url, timeout=60) as client:
+        client.get("/v1/symbols")  # connection and lake snapshot warm
+        for i, (symbol, day) in enumerate(requests):
+            t = time.perf_counter()
+            r = client.get("/v1/candles", params=params(symbol, day))
+            out.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+            if i == 0:
+                first = r.json()
+    return out, first
+
+
+async def many_clients(url: str, requests: list[tuple[str, date]], clients: int) -> tuple[list[float], float]:
+    queue: asyncio.Queue[tuple[str, date]] = asyncio.Queue()
+    for item in requests:
+        queue.put_nowait(item)
+    out: list[float] = []
+    limits = httpx2.Limits(max_connections=clients, max_keepalive_connections=clients)
+
+    async def worker(client: httpx2.AsyncClient) -> None:
+        while not queue.empty():
+            symbol, day = queue.get_nowait()
+            t = time.perf_counter()
+            r = await client.get("/v1/candles", params=params(symbol, day))
+            out.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+
+    async with httpx2.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        await asyncio.gather(*(client.get("/v1/symbols") for _ in range(clients)))  # open the connections
+        started = time.perf_counter()
+        await asyncio.gather(*(worker(client) for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return out, elapsed
+
+
+def check_exact(api_body: dict[str, Any], rows: list[tuple[Any, ...]]) -> None:
+    candles = api_body["candles"]
+    assert len(candles) == len(rows) == 1440, (len(candles), len(rows))
+    for c, r in zip(candles, rows, strict=True):
+        assert [Decimal(c[k]) for k in ("open", "high", "low", "close", "volume", "quote_volume")] == list(r[1:7])
+        assert [c[k] for k in ("open", "close")] == [format(r[1], "f"), format(r[4], "f")]
+
+
+# --- the stream ----------------------------------------------------------------------------
+
+
+def bar(symbol: str, second: int, n: int) -> dict[str, Any]:
+    price = Decimal(100) + Decimal(n % 1000) / 100
+    now = int(time.time() * 1000)
+    return {
+        "v": SCHEMA_VERSION, "exchange": lake_query.EXCHANGE, "symbol": symbol, "window_start": second * 1000,
+        "window_end": second * 1000 + 1000, "open": price, "high": price, "low": price, "close": price,
+        "volume": Decimal("0.5"), "quote_volume": price / 2, "vwap": float(price), "trade_count": n,
+        "buy_volume": Decimal("0.5"), "sell_volume": Decimal(0), "first_trade_id": n, "last_trade_id": n,
+        "final": False, "emitted_at": now, "last_trade_ts": now,
+    }  # fmt: skip
+
+
+def produce(bootstrap: str, topic: str, symbols: list[str], seconds: float, sent: list[int]) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, linger_ms=0, acks=1)
+    end = time.monotonic() + seconds
+    tick = time.monotonic()
+    n = 0
+    while time.monotonic() < end:
+        second = int(time.time())
+        for s in symbols:
+            n += 1
+            producer.send(topic, key=f"{lake_query.EXCHANGE}:{s}".encode(), value=encode(bar(s, second, n)))
+        producer.flush()
+        tick += EMIT_EVERY_S
+        time.sleep(max(0.0, tick - time.monotonic()))
+    sent.append(n)
+    producer.close()
+
+
+def peer_consumer(bootstrap: str, topic: str, stop: threading.Event, out: list[float], ready: threading.Event) -> None:
+    consumer = KafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="latest", fetch_max_wait_ms=50,
+                             group_id=None)  # fmt: skip
+    while not consumer.assignment():
+        consumer.poll(100)
+    consumer.seek_to_end()
+    consumer.poll(0)
+    ready.set()
+    while not stop.is_set():
+        for records in consumer.poll(timeout_ms=200).values():
+            now = time.time() * 1000
+            out.extend(now - json.loads(r.value)["emitted_at"] for r in records)
+    consumer.close()
+
+
+async def stream_clients(
+    url: str, symbols: list[str], clients: int, seconds: float, bootstrap: str, topic: str
+) -> dict[str, Any]:
+    from websockets.asyncio.client import connect
+
+    latencies: list[float] = []
+    received = [0] * clients
+    closed: list[str] = []
+
+    async def client(i: int, ready: asyncio.Event, stop: asyncio.Event) -> None:
+        ws_url = (
+            url.replace("http", "ws") + f"/v1/stream/bars?symbols={lake_query.EXCHANGE}:{symbols[i % len(symbols)]}"
+        )
+        async with connect(ws_url, max_queue=None) as ws:
+            await ws.recv()  # subscribed
+            ready.set()
+            while not stop.is_set():
+                try:
+                    message = await asyncio.wait_for(ws.recv(), 0.5)
+                except TimeoutError:
+                    continue
+                except Exception as exc:
+                    closed.append(f"client {i}: {exc}")
+                    return
+                now = time.time() * 1000
+                latencies.append(now - json.loads(message)["emitted_at"])
+                received[i] += 1
+
+    stop = asyncio.Event()
+    readies = [asyncio.Event() for _ in range(clients)]
+    tasks = [asyncio.create_task(client(i, readies[i], stop)) for i in range(clients)]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), 60)
+    peer: list[float] = []
+    peer_stop, peer_ready = threading.Event(), threading.Event()
+    peer_thread = threading.Thread(target=peer_consumer, args=(bootstrap, topic, peer_stop, peer, peer_ready))
+    peer_thread.start()
+    peer_ready.wait(30)
+    sent: list[int] = []
+    producer = threading.Thread(target=produce, args=(bootstrap, topic, symbols, seconds, sent))
+    producer.start()
+    last = time.monotonic()
+    while producer.is_alive():
+        await asyncio.sleep(0.5)
+        if time.monotonic() - last >= 5:
+            print(f"  stream: {sum(received):,} updates received by {clients} clients", flush=True)
+            last = time.monotonic()
+    await asyncio.sleep(3)  # the last updates arrive
+    stop.set()
+    peer_stop.set()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    peer_thread.join(10)
+    return {"latencies": latencies, "peer": peer, "sent": sent[0], "received": received, "closed": closed}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--stream-clients", type=int, default=100)
+    parser.add_argument("--stream-seconds", type=float, default=30.0)
+    parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    args = parser.parse_args()
+    print(lake_query.machine_line())
+    print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
+    lake_path, spec = api_lake.compacted_lake()
+    work = Path(tempfile.mkdtemp(prefix="api-bench-"))
+    symbols = [lake_query.symbol_name(i) for i in range(spec.symbols)]
+    with common.broker(args.bootstrap, work) as bootstrap:
+        topic = common.new_topic(bootstrap, work, partitions=4)
+        server, url = start_server(lake_path, bootstrap, topic, work)
+        print(f"API {url} over {lake_path}; its log: {work / '.logs' / 'api.log'}", flush=True)
+        try:
+            requests = candle_requests(spec, args.requests)
+            print(f"candles: {len(requests)} requests, one symbol and day each (1 m)", flush=True)
+            base, rows = direct(lake_path, requests)
+            single, body = one_client(url, requests)
+            check_exact(body, rows)
+            print("  one client done; the first response equals the in-process query digit for digit", flush=True)
+            many, elapsed = asyncio.run(
+                many_clients(url, requests * max(1, args.clients * 4 // len(requests)), args.clients)
+            )
+            print(f"  {args.clients} clients: {len(many)} requests in {elapsed:.1f}s ({len(many) / elapsed:.0f} req/s)")
+            print(f"stream: {args.stream_clients} clients over {len(symbols)} symbols, an update per symbol every "
+                  f"{EMIT_EVERY_S * 1000:.0f} ms for {args.stream_seconds:g}s", flush=True)  # fmt: skip
+            result = asyncio.run(
+                stream_clients(url, symbols, args.stream_clients, args.stream_seconds, bootstrap, topic)
+            )
+            health = httpx2.get(f"{url}/v1/health", timeout=10).json()["live_stream"]
+        finally:
+            server.terminate()
+            server.wait(30)
+    expected = result["sent"] * (args.stream_clients // len(symbols))
+    print("\n" + "-" * 120)
+    print(summary("candles in-process (lake.connect, no HTTP): baseline", base))
+    print(summary("GET /v1/candles, 1 client", single, 100))
+    print(summary(f"GET /v1/candles, {args.clients} concurrent clients", many, 500))
+    print(f"{'':52} ratios p99: 1 client / in-process {pct(single, 99) / pct(base, 99):.2f}, "
+          f"{args.clients} clients / 1 client {pct(many, 99) / pct(single, 99):.2f}")  # fmt: skip
+    print(summary("Kafka consumer on crypto.bars.live (peer)", result["peer"]))
+    print(summary(f"WS stream, {args.stream_clients} clients (publish -> client)", result["latencies"], 200))
+    print(f"{'':52} updates sent {result['sent']:,}; deliveries expected {expected:,}, received "
+          f"{sum(result['received']):,}; clients dropped as slow {health['clients_dropped_slow']}; "
+          f"closed {len(result['closed'])}")  # fmt: skip
+    print(f"{'':52} added by the API over the peer, p99: "
+          f"{pct(result['latencies'], 99) - pct(result['peer'], 99):.1f} ms")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,46 @@
+"""The compacted 30-day, 10-symbol lake for `bench/api.py`: `bench/lake_query.py`'s cached lake,
+copied once and compacted with `lake.compaction.compact` (as `python -m lake compact` leaves it),
+and kept in `bench/.cache/lake-30d-compacted` while the source cache is unchanged."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import lake_query
+
+from lake.compaction import compact
+from lake.settings import REPO_ROOT
+
+SOURCE = REPO_ROOT / "bench" / ".cache" / "lake-30d"
+COMPACTED = REPO_ROOT / "bench" / ".cache" / "lake-30d-compacted"
+MARKER = "api-bench.json"
+
+
+def compacted_lake(days: int = 30, symbols: int = 10, workers: int = 2) -> tuple[Path, lake_query.LakeSpec]:
+    today = datetime.now(UTC).date()
+    wanted = lake_query.LakeSpec(days, symbols, 10, last_day=today - timedelta(days=1))
+    spec = lake_query.ensure_lake(SOURCE, wanted, regenerate=False, workers=workers)
+    source_marker = (SOURCE / lake_query.MARKER).read_text(encoding="utf-8")
+    marker = COMPACTED / MARKER
+    if marker.is_file() and marker.read_text(encoding="utf-8") == source_marker:
+        print(f"reusing the compacted copy {COMPACTED}")
+        return COMPACTED, spec
+    shutil.rmtree(COMPACTED, ignore_errors=True)
+    started = time.perf_counter()
+    shutil.copytree(SOURCE, COMPACTED, ignore=shutil.ignore_patterns(lake_query.MARKER))
+    report = compact(COMPACTED, table="ohlc")
+    print(f"copied and compacted in {time.perf_counter() - started:.1f}s: {report!r}")
+    marker.write_text(source_marker, encoding="utf-8")
+    return COMPACTED, spec
+
+
+if __name__ == "__main__":
+    path, spec = compacted_lake()
+    print(json.dumps({"lake": str(path), "first_day": str(spec.first_day), "last_day": str(spec.last_day)}))
