@@ -368,7 +368,6 @@ def two_day_lake(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.mark.parametrize("exchange", ["binance", "coinbase"])
 def test_rolled_up_candles_equal_the_macro(two_day_lake: Path, interval: str, exchange: str) -> None:
     import lake
-
     from lake.macros import INTERVALS_S
 
     app = create_app(settings_for(two_day_lake))
