@@ -373,13 +373,18 @@ def test_rolled_up_candles_equal_the_macro(two_day_lake: Path, interval: str, ex
     app = create_app(settings_for(two_day_lake))
     con = lake.connect(two_day_lake)
     with TestClient(app) as c:
-        for start, end in [("2026-03-02T23:00:00Z", "2026-03-03T01:00:00Z"), ("2026-03-02T23:45:00Z", "2026-03-03T00:17:00Z"),
-                           ("2026-03-02T23:45:30Z", "2026-03-03T00:17:00Z")]:  # fmt: skip
+        ranges = [
+            ("2026-03-02T23:00:00Z", "2026-03-03T01:00:00Z"),
+            ("2026-03-02T23:45:00Z", "2026-03-03T00:17:00Z"),
+            ("2026-03-02T23:45:30Z", "2026-03-03T00:17:00Z"),  # not minute-aligned: from the bars
+        ]
+        for start, end in ranges:
             params = {"exchange": exchange, "symbol": "XYZUSDT", "interval": interval, "start": start, "end": end}
             got = c.get("/v1/candles", params=params).json()["candles"]
             want = con.execute(
-                "SELECT bucket_start, open, high, low, close, volume, quote_volume, trade_count, buy_volume, sell_volume, "
-                "first_trade_id, last_trade_id, bars FROM candles('XYZUSDT', to_seconds(?), ?, ?, venue := ?) ORDER BY 1",
+                "SELECT bucket_start, open, high, low, close, volume, quote_volume, trade_count, buy_volume, "
+                "sell_volume, first_trade_id, last_trade_id, bars "
+                "FROM candles('XYZUSDT', to_seconds(?), ?, ?, venue := ?) ORDER BY 1",
                 [INTERVALS_S[interval], dt.datetime.fromisoformat(start), dt.datetime.fromisoformat(end), exchange],
             ).fetchall()
             assert len(got) == len(want) > 0, (start, end)
