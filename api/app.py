@@ -15,6 +15,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 from fastapi import APIRouter, Depends, FastAPI, Header, HTTPException, Query, Request, WebSocket
@@ -24,7 +25,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import health, queries, schemas, stream
-from api.candles import as_decimals, final_candles, with_provisional
+from api.candles import as_decimals, final_candles, roll_up, with_provisional
 from api.candles_arrow import CANDLE_SCHEMA
 from api.encoding import clean_float, dumps, from_ms
 from api.lake_access import LakeAccess, LakeUnavailable, Snapshot
@@ -264,6 +265,13 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             market(snap, exchange, symbol)
             live_end = from_ms(max(b["window_end"] for b in live)) if live else None
             first, last, fetch, truncated = span(snap, exchange, symbol, step_s, start, end, limit, live_end)
+            if step_s == 60 and format == "json" and not include_provisional:
+                objects = minute_json(cur, snap, exchange, symbol, first, last, fetch + 1)
+                if objects is not None:
+                    head = {"exchange": exchange, "symbol": symbol, "interval": interval, "start": first, "end": last,
+                            "truncated": truncated or len(objects) > fetch}  # fmt: skip
+                    body = dumps(head)[:-1] + b',"candles":[' + b",".join(objects[:fetch]) + b"]}"
+                    return Response(body, media_type="application/json")
             rows = final_candles(candle_table(cur, snap, exchange, symbol, step_s, first, last, fetch + 1))
         truncated = truncated or len(rows) > fetch
         rows = rows[:fetch]
@@ -285,28 +293,50 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             }
         )
 
-    def candle_table(
-        cur: Any,
-        snap: Snapshot,
-        exchange: str,
-        symbol: str,
-        step_s: int,
-        first: dt.datetime,
-        last: dt.datetime,
-        limit: int,
-    ) -> pa.Table:
-        """Candles from the 1-minute rollups when they give the same answer, else from the bars."""
-        if step_s % 60 or first.timestamp() % 60 or last.timestamp() % 60:
-            return queries.candles(cur, exchange, symbol, step_s, first, last, limit)
-        days = (first.date(), (last - dt.timedelta(microseconds=1)).date())
-        parts = [
+    def rollups_in(cur: Any, snap: Snapshot, symbol: str, first: dt.datetime, last: dt.datetime) -> list[Any] | None:
+        """The symbol's partitions in [first, last) as 1-minute rollups; None when the range is not
+        minute-aligned (the rollups would not give the macro's answer)."""
+        if first.timestamp() % 60 or last.timestamp() % 60:
+            return None
+        days = (first.date().isoformat(), (last - dt.timedelta(microseconds=1)).date().isoformat())
+        return [
             rollups.get(cur, files)
             for (sym, day), files in sorted(snap.partitions.items())
-            if sym == symbol and days[0].isoformat() <= day <= days[1].isoformat()
+            if sym == symbol and days[0] <= day <= days[1]
         ]
+
+    def in_range(table: pa.Table, exchange: str, first: dt.datetime, last: dt.datetime) -> pa.Array:
+        times = table.column("bucket_start")
+        return pc.and_(
+            pc.equal(table.column("exchange"), exchange),
+            pc.and_(pc.greater_equal(times, first), pc.less(times, last)),
+        )
+
+    def candle_table(
+        cur: Any, snap: Snapshot, exchange: str, symbol: str, step_s: int, first: dt.datetime, last: dt.datetime,
+        limit: int,
+    ) -> pa.Table:  # fmt: skip
+        """Candles from the 1-minute rollups when they give the same answer, else from the bars."""
+        parts = rollups_in(cur, snap, symbol, first, last) if step_s % 60 == 0 else None
         if not parts:
-            return queries.candles(cur, exchange, symbol, step_s, first, last, limit)  # an empty result, typed
-        return queries.candles_from_minutes(cur, pa.concat_tables(parts), exchange, step_s, first, last, limit)
+            return queries.candles(cur, exchange, symbol, step_s, first, last, limit)  # also: an empty result, typed
+        minutes = pa.concat_tables([p.table for p in parts])
+        return roll_up(minutes.filter(in_range(minutes, exchange, first, last)), step_s).slice(0, limit)
+
+    def minute_json(
+        cur: Any, snap: Snapshot, exchange: str, symbol: str, first: dt.datetime, last: dt.datetime, limit: int
+    ) -> list[bytes] | None:
+        """1-minute candles as JSON objects straight from the rollups; None where they do not apply."""
+        parts = rollups_in(cur, snap, symbol, first, last)
+        if not parts:
+            return None
+        out: list[bytes] = []
+        for part in parts:
+            objects = part.json_objects()
+            out += [objects[i] for i in pc.indices_nonzero(in_range(part.table, exchange, first, last)).to_pylist()]
+            if len(out) >= limit:
+                break
+        return out[:limit]
 
     def bar(row: dict[str, Any], source: str) -> dict[str, Any]:
         out = {k: row[k] for k in schemas.Bar.model_fields if k in row}

@@ -12,7 +12,6 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lake.macros import candle_aggregates
 from lake.tables import volatility_column
 
 CANDLE_COLUMNS = (
@@ -22,12 +21,6 @@ CANDLE_COLUMNS = (
 CANDLES = (
     f"SELECT bucket_start AS time, {CANDLE_COLUMNS} FROM candles(?, to_seconds(?), ?, ?, venue := ?) "
     "ORDER BY time LIMIT ?"
-)
-MINUTES = "minute_candles"  # the name the rolled-up minutes are registered under, per cursor
-FROM_MINUTES = (
-    f"SELECT time, {CANDLE_COLUMNS} FROM (SELECT time_bucket(to_seconds(?), bars.bucket_start) AS time,"
-    f"{candle_aggregates('bucket_start', 'sum(bars.bars)')} FROM {MINUTES} AS bars "
-    "WHERE bars.exchange = ? AND bars.bucket_start >= ? AND bars.bucket_start < ? GROUP BY 1) ORDER BY time LIMIT ?"
 )
 
 
@@ -42,24 +35,6 @@ def candles(
 ) -> pa.Table:
     """The `candles()` macro over the `ohlc` view: any step, any range."""
     return cur.sql(CANDLES, params=[symbol, step_s, start, end, exchange, limit]).to_arrow_table()
-
-
-def candles_from_minutes(
-    cur: duckdb.DuckDBPyConnection,
-    minutes: pa.Table,
-    exchange: str,
-    step_s: int,
-    start: dt.datetime,
-    end: dt.datetime,
-    limit: int,
-) -> pa.Table:
-    """The same candles rolled up from 1-minute ones (`api.rollups`): for steps of whole minutes
-    over a minute-aligned range, where they equal the macro's."""
-    cur.register(MINUTES, minutes)
-    try:
-        return cur.sql(FROM_MINUTES, params=[step_s, exchange, start, end, limit]).to_arrow_table()
-    finally:
-        cur.unregister(MINUTES)
 
 
 def newest_final_bar(cur: duckdb.DuckDBPyConnection, exchange: str, symbol: str) -> dict[str, Any] | None:

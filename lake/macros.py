@@ -31,9 +31,11 @@ _BUCKET = """
     time_bucket(step_, bars.window_start) + step_ AS bucket_end,"""
 
 
-def candle_aggregates(time: str = "window_start", bars: str = "count(*)") -> str:
-    """A candle's columns from rows aliased `bars`: 1 s bars (the default), or candles of a finer
-    step (`time="bucket_start", bars="sum(bars.bars)"`), which roll up exactly the same."""
+def candle_aggregates() -> str:
+    """A candle's columns from 1 s bars aliased `bars`: for the macro, and for the API's
+    per-partition 1-minute candles (`api.rollups`), which `api.candles.roll_up` rolls up further
+    by the same rules."""
+    time, bars = "window_start", "count(*)"
     return f"""
     arg_min(bars.open, bars.{time}) AS open,
     max(bars.high) AS high,
