@@ -29,7 +29,7 @@ from api.candles import as_decimals, final_candles, roll_up, with_provisional
 from api.candles_arrow import CANDLE_SCHEMA
 from api.encoding import clean_float, dumps, from_ms
 from api.lake_access import LakeAccess, LakeUnavailable, Snapshot
-from api.rollups import MinuteRollups
+from api.rollups import MinuteRollups, Warmer
 from lake.broker_offsets import BrokerOffsetsUnavailable, progress_offsets
 from lake.broker_offsets import end_offsets as broker_end_offsets
 from lake.live_tail import LiveFeed
@@ -137,14 +137,16 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
     """
     settings = settings or Settings()
     cfg = settings.api
-    lake = LakeAccess(settings.lake.path)
+    rollups = MinuteRollups()
+    warmer = Warmer(rollups, cfg.warm_days)
+    lake = LakeAccess(settings.lake.path, on_snapshot=warmer.offer)
     feed = feed or LiveFeed(settings.kafka.bootstrap_servers, settings.kafka.live_bars_topic, client_id="api")
     broadcaster = stream.Broadcaster(feed, cfg.stream_queue)
     offsets = Offsets(settings)
-    rollups = MinuteRollups()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        warmer.start()
         await asyncio.to_thread(lake.start)
         broadcaster.attach(asyncio.get_running_loop())
         if feed._thread is None:
@@ -153,6 +155,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             yield
         finally:
             lake.stop()
+            warmer.stop()
             feed.stop(timeout_s=0.2)  # a daemon thread: it closes its consumer when it sees the flag
 
     def require_key(x_api_key: Annotated[str | None, Header()] = None) -> None:
@@ -475,7 +478,15 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             "status": "unhealthy" if reasons else "ok",
             "reasons": reasons,
             "checked_at": now,
-            "lake": {"ok": lake_error is None, "error": lake_error, "path": str(lake.path), "snapshot_age_s": snap_age},
+            "lake": {
+                "ok": lake_error is None,
+                "error": lake_error,
+                "path": str(lake.path),
+                "snapshot_age_s": snap_age,
+                "rollups_cached": len(rollups),
+                "rollups_warm": warmer.warm,
+                "rollups_warmed_in_s": warmer.seconds,
+            },
             "freshness": [
                 {
                     "exchange": m.exchange,
@@ -543,6 +554,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
     app.add_middleware(TimeLimit, seconds=cfg.request_timeout_s)
     app.add_middleware(stream.RawSend)  # outermost: it sees the server's own send
     app.state.lake, app.state.feed, app.state.broadcaster, app.state.rollups = lake, feed, broadcaster, rollups
+    app.state.warmer = warmer
     return app
 
 

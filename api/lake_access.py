@@ -13,7 +13,7 @@ import datetime as dt
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,8 +80,12 @@ def take_snapshot(path: Path) -> Snapshot:
 
 
 class LakeAccess:
-    def __init__(self, path: str | Path, refresh_s: float = REFRESH_S) -> None:
+    def __init__(
+        self, path: str | Path, refresh_s: float = REFRESH_S, on_snapshot: Callable[[Snapshot], None] | None = None
+    ) -> None:
+        """`on_snapshot(snap)` is called (on the refreshing thread) with each new snapshot."""
         self.path = Path(path).resolve()
+        self.on_snapshot = on_snapshot
         self.refresh_s = refresh_s
         self._snapshot: Snapshot | None = None
         self._error: str | None = None
@@ -110,6 +114,8 @@ class LakeAccess:
         with self._lock:
             self._snapshot, self._error = snap, None
         self._marker = marker
+        if self.on_snapshot is not None:
+            self.on_snapshot(snap)
 
     def start(self) -> LakeAccess:
         self.refresh()

@@ -130,6 +130,7 @@ class ApiSettings(_Group):
     max_rows: int = Field(default=100_000, ge=1)  # candles or rows in one response; more is a 413
     sql_max_rows: int = Field(default=10_000, ge=1)  # POST /v1/sql (lake.sandbox's cap)
     stale_after_s: float = Field(default=60.0, gt=0)  # /v1/health: a symbol's newest bar older than this is stale
+    warm_days: int = Field(default=30, ge=0)  # 1-minute rollups made ahead for the newest days' partitions (0: off)
     # Updates a WebSocket client may leave unread: past it, a client that takes none for 2 s, or
     # leaves ten times as many, is dropped (api.stream).
     stream_queue: int = Field(default=1000, ge=1)

@@ -397,3 +397,12 @@ def test_rolled_up_candles_equal_the_macro(two_day_lake: Path, interval: str, ex
                     if isinstance(value, Decimal):
                         assert candle[name] == format(value, "f")
         assert app.state.rollups.hits > 0 and app.state.rollups.misses == 2  # one per partition, then reused
+
+
+def test_a_non_loopback_bind_needs_a_key(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.__main__ import loopback, main
+
+    monkeypatch.delenv("API_KEY", raising=False)
+    assert main(["--host", "0.0.0.0"]) == 2
+    assert "0.0.0.0 is not a loopback address: set API_KEY" in capsys.readouterr().err
+    assert loopback("127.0.0.1") and loopback("::1") and loopback("localhost") and not loopback("10.0.0.5")

@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx2
@@ -243,3 +244,33 @@ def test_a_client_that_stops_reading_is_dropped_and_the_others_keep_receiving(
             data += chunk
     assert len(data) < count * 300, "it was dropped long before it got everything"
     stuck.close()
+
+
+def test_health_is_200_when_every_part_is_up_and_fresh(kafka: str, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from api.app import create_app
+    from lake.live_tail import LiveFeed
+    from tests import dashboard_lake
+
+    settings = fresh_topics(kafka, tmp_path)
+    live_topic = f"bars.live.{uuid.uuid4().hex[:8]}"
+    host, port = kafka.split(":")
+    LocalKafka(tmp_path, host, int(port)).ensure_topics([live_topic], partitions=1)
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    lake_dir = dashboard_lake.build(tmp_path / "lake", start_at=now - dt.timedelta(hours=3, seconds=5),
+                                    written_after=dt.timedelta(seconds=1))  # fmt: skip
+    settings = settings.with_overrides(lake_path=str(lake_dir), kafka_live_bars_topic=live_topic)
+    feed = LiveFeed(kafka, live_topic, retry_s=0.5, client_id="api-test").start()
+    deadline = time.monotonic() + 30
+    while not feed.available:
+        assert time.monotonic() < deadline, feed.status
+        time.sleep(0.2)
+    with TestClient(create_app(settings, feed=feed)) as c:
+        r = c.get("/v1/health")
+        body = r.json()
+        assert r.status_code == 200, body["reasons"]
+        assert body["status"] == "ok" and body["reasons"] == [] and body["kafka"]["ok"] and body["live_stream"]["ok"]
+        assert {p["topic"] for p in body["kafka"]["lag"]} == {settings.kafka.topic, settings.kafka.feed_events_topic}
+        assert all(not f["stale"] for f in body["freshness"]) and len(body["freshness"]) == 3
+    feed.stop()
