@@ -88,6 +88,7 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/lake_query.py
 	$(PY) bench/live.py --plot bench/live.png
 	$(PY) bench/faults.py
+	$(PY) bench/api.py --plot bench/api.png
 
 check: venv ## format check, lint and type check
 	$(VENV)/bin/ruff format --check .

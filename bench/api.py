@@ -82,7 +82,8 @@ def start_server(
     """`python -m api` as a user runs it; returns once its lake and live stream are up."""
     port = common.free_port()
     env = {**os.environ, "LAKE_PATH": str(lake_path), "KAFKA_BOOTSTRAP_SERVERS": bootstrap,
-           "KAFKA_LIVE_BARS_TOPIC": live_topic, "PYTHONPATH": str(REPO_ROOT), "API_WARM_DAYS": str(warm_days)}  # fmt: skip
+           "KAFKA_LIVE_BARS_TOPIC": live_topic, "PYTHONPATH": str(REPO_ROOT),
+           "API_WARM_DAYS": str(warm_days)}  # fmt: skip
     work.mkdir(parents=True, exist_ok=True)
     log = (work / "api.out").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "api", "--port", str(port)], cwd=work, env=env, stdout=log,
@@ -146,7 +147,9 @@ def direct(lake_path: Path, requests: list[tuple[str, date]]) -> tuple[list[floa
 def one_client(url: str, requests: list[tuple[str, date]]) -> tuple[list[float], list[float], dict[str, Any]]:
     """Latencies of requests whose (symbol, day) the server has not served yet (cold: its
     1-minute rollup is computed from the bars) and of the rest (warm), and the first body."""
-    out, cold, first = [], [], {}
+    out: list[float] = []
+    cold: list[float] = []
+    first: dict[str, Any] = {}
     seen: set[tuple[str, date]] = set()
     with httpx2.Client(base_url=url, timeout=60) as client:
         client.get("/v1/symbols")  # connection and lake snapshot warm
@@ -296,6 +299,28 @@ async def stream_clients(
     return {"latencies": latencies, "peer": peer, "sent": sent[0], "received": received, "closed": closed}
 
 
+def plot(path: Path, candles: dict[str, list[float]], stream: dict[str, list[float]]) -> None:
+    """Latency distributions: the candles phases, and the stream against the plain consumer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, series in zip(axes, (candles, stream), strict=True):
+        for label, values in series.items():
+            xs = sorted(values)
+            ax.plot(xs, [i / len(xs) for i in range(len(xs))], label=label)
+        ax.set(xlabel="ms", ylabel="share of requests", xscale="log")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    axes[0].set_title("GET /v1/candles (1 symbol, 1 day, 1 m)")
+    axes[1].set_title("live bar: publish -> receiver")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    print(f"plot: {path}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--requests", type=int, default=300)
@@ -304,6 +329,7 @@ def main() -> int:
     parser.add_argument("--stream-clients", type=int, default=100)
     parser.add_argument("--stream-seconds", type=float, default=30.0)
     parser.add_argument("--bootstrap", help="an existing broker (default: start one)")
+    parser.add_argument("--plot", type=Path, help="write the latency distributions to this PNG")
     args = parser.parse_args()
     print(lake_query.machine_line())
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
@@ -363,6 +389,18 @@ def main() -> int:
           f"closed {len(result['closed'])}")  # fmt: skip
     print(f"{'':52} added by the API over the peer, p99: "
           f"{pct(result['latencies'], 99) - pct(result['peer'], 99):.1f} ms")  # fmt: skip
+    if args.plot:
+        candles = {
+            "in-process query (baseline)": base,
+            "1 client (A)": single,
+            f"{args.clients} clients, on demand (A)": cold_many,
+            f"{args.clients} clients, made ahead (B)": many,
+        }
+        stream = {
+            "Kafka consumer (peer)": result["peer"],
+            f"WebSocket, {args.stream_clients} clients": result["latencies"],
+        }
+        plot(args.plot, candles, stream)
     return 0
 
 
