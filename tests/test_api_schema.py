@@ -48,7 +48,7 @@ def client() -> Iterator[TestClient]:
 
 
 @schema.parametrize()
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_server_errors_and_responses_match_the_schema(case: schemathesis.Case, client: TestClient) -> None:
     response = case.call(session=client)
     REQUESTS[case.operation.label] = REQUESTS.get(case.operation.label, 0) + 1

@@ -71,9 +71,9 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     crashed = tmp_path / "crashed"
     rng = random.Random(11)
     kills = 0
-    # Two kills at random points (a crash between the tables of one batch is covered
-    # deterministically in test_lake_sink.py).
-    for after_batches in (2, 6):  # kill once the bars query has committed this many batches, plus a bit
+    # One kill at a random point (a crash between the tables of one batch is covered
+    # deterministically in test_lake_sink.py; `make bench` runs bench/faults.py's 20 kills).
+    for after_batches in (rng.randint(2, 6),):  # kill once the bars query has committed this many batches, plus a bit
         proc = start_job(*_job_args(kafka, settings, crashed))
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
@@ -85,7 +85,7 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
             os.killpg(proc.pid, signal.SIGKILL)
             kills += 1
         proc.wait(30)
-    assert kills == 2, "the job finished before it could be killed twice"
+    assert kills == 1, "the job finished before it could be killed"
 
     job = run_job(*_job_args(kafka, settings, crashed))
     assert job.returncode == 0, job_failure(job)
