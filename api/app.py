@@ -27,10 +27,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from api import health, queries, schemas, stream
 from api.candles import as_decimals, final_candles, roll_up, with_provisional
 from api.candles_arrow import CANDLE_SCHEMA
-from api.encoding import clean_float, dumps, from_ms
+from api.encoding import dumps, from_ms
 from api.lake_access import LakeAccess, LakeUnavailable, Snapshot
 from api.rollups import MinuteRollups, Warmer
-from lake.broker_offsets import BrokerOffsetsUnavailable, progress_offsets
+from lake.broker_offsets import BrokerOffsetsUnavailable, consumer_lag, progress_offsets
 from lake.broker_offsets import end_offsets as broker_end_offsets
 from lake.live_tail import LiveFeed
 from lake.macros import INTERVALS_S
@@ -355,8 +355,8 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
         with lake.cursor() as (snap, cur):
             if (exchange, symbol) not in snap.newest and not live:
                 market(snap, exchange, symbol)
-            in_lake = newest_final = queries.newest_final_bar(cur, exchange, symbol)
-        final = None if newest_final is None else bar(newest_final, "lake")
+            in_lake = queries.newest_final_bar(cur, exchange, symbol)
+        final = None if in_lake is None else bar(in_lake, "lake")
         lake_ms = int(in_lake["window_start"].timestamp() * 1000) if in_lake else -1
         live_final = [b for b in live if b["final"] and b["window_start"] > lake_ms]
         if live_final:
@@ -394,11 +394,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             else:
                 table = queries.volatility(cur, exchange, symbol, snap.windows, first, last, fetch + 1)
         truncated = truncated or table.num_rows > fetch
-        rows = table.slice(0, fetch).to_pylist()
-        for row in rows:
-            for name, value in row.items():
-                if isinstance(value, float):
-                    row[name] = clean_float(value)
+        rows = table.slice(0, fetch).to_pylist()  # NaN (a first bar's return) becomes null in `dumps`
         return _json(
             {
                 "exchange": exchange,
@@ -451,20 +447,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             lake_error = str(exc)
         broker = offsets.get()
         kafka_error = broker if isinstance(broker, str) else None
-        lag: list[dict[str, Any]] = []
-        if isinstance(broker, dict):
-            for topic, parts in sorted(broker.items()):
-                for part, end in sorted(parts.items(), key=lambda kv: int(kv[0])):
-                    done = job_offsets.get(topic, {}).get(part)
-                    lag.append(
-                        {
-                            "topic": topic,
-                            "partition": int(part),
-                            "broker_offset": end,
-                            "job_offset": done,
-                            "lag": None if done is None else end - done,
-                        }
-                    )
+        lag = consumer_lag(job_offsets, broker) if isinstance(broker, dict) else []
         job_batch = next((j for j in job if j["query"] == health.JOB_QUERY), None)
         reasons = health.reasons(
             lake_error=lake_error,

@@ -1,7 +1,8 @@
 """Candles in exact decimals: the lake's final ones, and provisional ones from the live 1 s bars.
 
-Pure: rows in, rows out. A candle is a dict with `CANDLE_FIELDS`; times are UTC datetimes,
-amounts Decimal. Live bars are `lake.live_bars.decode` dicts (epoch-ms window times).
+Pure: rows in, rows out. A candle is a dict with the fields of `api.schemas.Candle`: times are
+UTC datetimes, amounts decimal text (final candles) or Decimal (provisional ones). Live bars are
+`lake.live_bars.decode` dicts (epoch-ms window times).
 """
 
 from __future__ import annotations
@@ -18,23 +19,6 @@ import pyarrow.compute as pc
 from api.encoding import from_ms
 from lake.schema import PRICE_SCALE, QTY_SCALE
 
-CANDLE_FIELDS = (
-    "time",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "vwap",
-    "trade_count",
-    "buy_volume",
-    "sell_volume",
-    "first_trade_id",
-    "last_trade_id",
-    "bars",
-    "provisional",
-)
 _QUOTE_SCALE, _VOLUME_SCALE = PRICE_SCALE + QTY_SCALE, QTY_SCALE  # the lake's quote_volume and volume
 _SHIFT = _VOLUME_SCALE + PRICE_SCALE - _QUOTE_SCALE  # unscaled vwap = quote * 10**_SHIFT / volume
 _EXACT = decimal.Context(prec=100)  # wider than any lake decimal (38 digits): scaling never rounds
@@ -44,7 +28,7 @@ def vwap_unscaled(quote: int, volume: int) -> int | None:
     """quote_volume / volume in units of the price scale, rounded half-even, from unscaled integers."""
     if volume == 0:
         return None
-    num, den = quote * 10**_SHIFT if _SHIFT >= 0 else quote, volume * 10 ** max(0, -_SHIFT)
+    num, den = quote * 10 ** max(_SHIFT, 0), volume * 10 ** max(-_SHIFT, 0)
     if den < 0:
         num, den = -num, -den
     q, r = divmod(num, den)
@@ -90,24 +74,29 @@ def unscaled(column: pa.ChunkedArray | pa.Array) -> list[int | None]:
 
 
 AMOUNTS = ("open", "high", "low", "close", "volume", "quote_volume", "buy_volume", "sell_volume")
+SUMS = ("volume", "quote_volume", "trade_count", "buy_volume", "sell_volume", "bars")  # added up when candles merge
 _COLUMNS = ("time", *AMOUNTS, "trade_count", "first_trade_id", "last_trade_id", "bars")
 
 
-def final_candles(table: pa.Table) -> list[dict[str, Any]]:
-    """`api.queries` candle rows (Arrow, decimal columns) -> candles, amounts as exact decimal text.
-
-    Decimals are printed from their unscaled integers, every digit at the column's scale, as
-    `format(Decimal, "f")` does; vwap by exact integer division.
-    """
-    columns: dict[str, list[Any]] = {}
-    for name in _COLUMNS:
-        column = table.column(name)
-        columns[name] = decimal_texts(column) if name in AMOUNTS else column.to_pylist()
+def _columns(table: pa.Table) -> dict[str, list[Any]]:
+    """The candle columns of `api.queries`-shaped rows (Arrow) as Python lists, then vwap: decimals
+    as exact text, printed from their unscaled integers (every digit at the column's scale, as
+    `format(Decimal, "f")` does); vwap by exact integer division (None without volume)."""
+    columns = {
+        name: decimal_texts(table.column(name)) if name in AMOUNTS else table.column(name).to_pylist()
+        for name in _COLUMNS
+    }
     quotes, volumes = unscaled(table.column("quote_volume")), unscaled(table.column("volume"))
     columns["vwap"] = [
         None if q is None or v is None else _text(vwap_unscaled(q, v), PRICE_SCALE)
         for q, v in zip(quotes, volumes, strict=True)
     ]
+    return columns
+
+
+def final_candles(table: pa.Table) -> list[dict[str, Any]]:
+    """`api.queries` candle rows (Arrow, decimal columns) -> candles, amounts as exact decimal text."""
+    columns = _columns(table)
     columns["provisional"] = [False] * table.num_rows
     names = list(columns)
     return [dict(zip(names, values, strict=True)) for values in zip(*columns.values(), strict=True)]
@@ -123,17 +112,11 @@ _OBJECT = (  # in the order of _COLUMNS, then vwap
 def candle_json_objects(table: pa.Table) -> list[bytes]:
     """Each final candle of `table` as its JSON object: the same JSON as `final_candles` through
     `api.encoding.dumps` (tests/test_api_candles.py), a few times faster for a day of minutes."""
+    columns = _columns(table)
     seconds = pc.cast(table.column("time"), pa.timestamp("s", tz="UTC"))
-    columns: list[list[Any]] = [pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ").to_pylist()]
-    for name in _COLUMNS[1:]:
-        column = table.column(name)
-        columns.append(decimal_texts(column) if name in AMOUNTS else column.to_pylist())
-    quotes, volumes = unscaled(table.column("quote_volume")), unscaled(table.column("volume"))
-    columns.append([
-        "null" if q is None or v is None or v == 0 else f'"{_text(vwap_unscaled(q, v), PRICE_SCALE)}"'
-        for q, v in zip(quotes, volumes, strict=True)
-    ])  # fmt: skip
-    return [(_OBJECT % values).encode() for values in zip(*columns, strict=True)]
+    columns["time"] = pc.strftime(seconds, "%Y-%m-%dT%H:%M:%SZ").to_pylist()
+    columns["vwap"] = ["null" if v is None else f'"{v}"' for v in columns["vwap"]]
+    return [(_OBJECT % values).encode() for values in zip(*columns.values(), strict=True)]
 
 
 def roll_up(minutes: pa.Table, step_s: int) -> pa.Table:
@@ -143,10 +126,9 @@ def roll_up(minutes: pa.Table, step_s: int) -> pa.Table:
         return minutes.rename_columns(["time" if n == "bucket_start" else n for n in minutes.column_names])
     bucket = pc.floor_temporal(minutes.column("bucket_start"), multiple=step_s, unit="second")
     rows = pa.array(range(minutes.num_rows), pa.int64())
-    sums = ("volume", "quote_volume", "trade_count", "buy_volume", "sell_volume", "bars")
     grouped = minutes.append_column("time", bucket).append_column("row", rows).group_by("time", use_threads=False)
     agg = grouped.aggregate(
-        [("row", "min"), ("row", "max"), ("high", "max"), ("low", "min"), *((n, "sum") for n in sums)]
+        [("row", "min"), ("row", "max"), ("high", "max"), ("low", "min"), *((n, "sum") for n in SUMS)]
     )
     agg = agg.sort_by("time")
     first, last = agg.column("row_min"), agg.column("row_max")  # rows are in time order: first and last of each
@@ -154,7 +136,7 @@ def roll_up(minutes: pa.Table, step_s: int) -> pa.Table:
         "time": agg.column("time"),
         "open": minutes.column("open").take(first), "high": agg.column("high_max"), "low": agg.column("low_min"),
         "close": minutes.column("close").take(last),
-        **{n: agg.column(f"{n}_sum") for n in sums},
+        **{n: agg.column(f"{n}_sum") for n in SUMS},
         "first_trade_id": minutes.column("first_trade_id").take(first),
         "last_trade_id": minutes.column("last_trade_id").take(last),
     })  # fmt: skip
@@ -174,11 +156,14 @@ def _merge(into: dict[str, Any], bar: dict[str, Any]) -> None:
     into["high"] = max(into["high"], bar["high"])
     into["low"] = min(into["low"], bar["low"])
     into["close"] = bar["close"]
-    for name in ("volume", "quote_volume", "trade_count", "buy_volume", "sell_volume", "bars"):
+    for name in SUMS:
         into[name] += bar[name]
     into["last_trade_id"] = bar["last_trade_id"]
     into["vwap"] = vwap(into["quote_volume"], into["volume"])
     into["provisional"] = True
+
+
+_BAR_FIELDS = (*AMOUNTS, "trade_count", "first_trade_id", "last_trade_id")  # what a 1 s bar brings to a candle
 
 
 def live_candles(live: list[dict[str, Any]], step_s: int) -> list[dict[str, Any]]:
@@ -187,25 +172,7 @@ def live_candles(live: list[dict[str, Any]], step_s: int) -> list[dict[str, Any]
     out: dict[int, dict[str, Any]] = {}
     for bar in sorted(live, key=lambda b: b["window_start"]):
         bucket = bar["window_start"] - bar["window_start"] % step_ms
-        part = {
-            **{
-                k: bar[k]
-                for k in (
-                    "open",
-                    "high",
-                    "low",
-                    "close",
-                    "volume",
-                    "quote_volume",
-                    "trade_count",
-                    "buy_volume",
-                    "sell_volume",
-                    "first_trade_id",
-                    "last_trade_id",
-                )
-            },
-            "bars": 1,
-        }
+        part = {**{k: bar[k] for k in _BAR_FIELDS}, "bars": 1}
         if bucket in out:
             _merge(out[bucket], part)
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import math
 from decimal import Decimal
 from typing import Any
 
@@ -32,13 +31,5 @@ def dumps(obj: Any) -> bytes:
     return orjson.dumps(obj, default=_default, option=_OPTIONS)
 
 
-def clean_float(value: float | None) -> float | None:
-    return None if value is None or not math.isfinite(value) else value
-
-
 def from_ms(ms: int) -> dt.datetime:
     return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
-
-
-def to_ms(t: dt.datetime) -> int:
-    return int(t.timestamp() * 1000) if t.tzinfo else int(t.replace(tzinfo=dt.UTC).timestamp() * 1000)

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 
 import lake
-from lake.reader import change_marker, files_by_partition, list_tables
+from lake.reader import change_marker, files_by_partition, list_tables, select_files_sql
 from lake.tables import recorded_windows
 
 log = logging.getLogger(__name__)
@@ -53,15 +53,25 @@ class Snapshot:
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def firsts(self) -> dict[Market, dt.datetime]:
-        """Each market's first bar (a scan of the ohlc view: once per snapshot)."""
+        """Each market's first bar, once per snapshot: from each symbol's oldest date partitions
+        only (usually one), read as the `ohlc` view reads them, not a scan of the whole table."""
         with self._lock:
             if self._firsts is None:
-                rows = (
-                    self.con.cursor()
-                    .execute("SELECT exchange, symbol, min(window_start) FROM ohlc GROUP BY ALL")
-                    .fetchall()
-                )
-                self._firsts = {(e, s): t for e, s, t in rows}
+                found: dict[Market, dt.datetime] = {}
+                cur = self.con.cursor()
+                try:
+                    for (symbol, _day), files in sorted(self.partitions.items()):
+                        wanted = {m for m in self.newest if m[1] == symbol}
+                        if wanted <= found.keys():
+                            continue  # this symbol's first bars are in an older partition
+                        bars = select_files_sql("ohlc", list(files))
+                        for exchange, first in cur.execute(
+                            f"SELECT exchange, min(window_start) FROM ({bars}) GROUP BY 1"
+                        ).fetchall():
+                            found.setdefault((exchange, symbol), first)
+                finally:
+                    cur.close()
+                self._firsts = found
             return self._firsts
 
 

@@ -20,7 +20,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
@@ -28,6 +28,9 @@ import pyarrow as pa
 from api.candles import candle_json_objects
 from lake.macros import candle_aggregates
 from lake.reader import select_files_sql
+
+if TYPE_CHECKING:
+    from api.lake_access import Snapshot
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,7 @@ class Warmer:
 
     def __init__(self, rollups: MinuteRollups, days: int) -> None:
         self.rollups, self.days = rollups, days
-        self._latest: Any = None
+        self._latest: Snapshot | None = None
         self._event = threading.Event()
         self._stop = threading.Event()
         self.warm_for: float | None = None  # taken_at of the snapshot whose partitions are all warm
@@ -124,8 +127,8 @@ class Warmer:
         self._stop.set()
         self._event.set()
 
-    def offer(self, snap: Any) -> None:
-        """A new snapshot (`api.lake_access.Snapshot`): warm its partitions."""
+    def offer(self, snap: Snapshot) -> None:
+        """A new snapshot: warm its partitions."""
         self._latest = snap
         self._event.set()
 

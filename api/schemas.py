@@ -37,20 +37,25 @@ class Symbols(BaseModel):
     markets: list[Market]
 
 
-class Candle(BaseModel):
-    time: dt.datetime = Field(description="the bucket's start, UTC; buckets are aligned to UTC midnight")
+class Amounts(BaseModel):
+    """What a 1 s bar and a candle both hold."""
+
     open: DecimalText
     high: DecimalText
     low: DecimalText
     close: DecimalText
     volume: DecimalText
     quote_volume: DecimalText
-    vwap: DecimalText | None = Field(description="quote_volume / volume, rounded half-even to the price scale")
     trade_count: int
     buy_volume: DecimalText
     sell_volume: DecimalText
     first_trade_id: int
     last_trade_id: int
+
+
+class Candle(Amounts):
+    time: dt.datetime = Field(description="the bucket's start, UTC; buckets are aligned to UTC midnight")
+    vwap: DecimalText | None = Field(description="quote_volume / volume, rounded half-even to the price scale")
     bars: int = Field(description="the 1 s bars in the bucket")
     provisional: bool = Field(description="true: built from forming live bars, and may still change")
 
@@ -65,22 +70,11 @@ class Candles(BaseModel):
     candles: list[Candle]
 
 
-class Bar(BaseModel):
+class Bar(Amounts):
     exchange: str
     symbol: str
     window_start: dt.datetime
     window_end: dt.datetime
-    open: DecimalText
-    high: DecimalText
-    low: DecimalText
-    close: DecimalText
-    volume: DecimalText
-    quote_volume: DecimalText
-    trade_count: int
-    buy_volume: DecimalText
-    sell_volume: DecimalText
-    first_trade_id: int
-    last_trade_id: int
     final: bool
     source: str = Field(description="'lake' (written by the stream job) or 'live' (crypto.bars.live)")
 

@@ -56,21 +56,21 @@ def parse_markets(text: str) -> frozenset[tuple[str | None, str]]:
     return frozenset(out)
 
 
-def bar_message(bar: dict[str, Any]) -> bytes:
+def bar_message(bar: dict[str, Any]) -> str:
     """A live bar as the stream sends it: decimals as strings, window times ISO, the rest as on the topic."""
     message: dict[str, Any] = {"type": "bar"}
     for name, value in bar.items():
         if name == "v":
             continue
         message[name] = from_ms(value) if name in ("window_start", "window_end") else value
-    return dumps(message)
+    return dumps(message).decode()  # text once, for every client's send_text
 
 
 @dataclass(eq=False)
 class Subscriber:
     markets: frozenset[tuple[str | None, str]]
     limit: int
-    queue: asyncio.Queue[bytes] = field(default_factory=asyncio.Queue)
+    queue: asyncio.Queue[str] = field(default_factory=asyncio.Queue)
     slow: asyncio.Event = field(default_factory=asyncio.Event)
     last_sent: float = field(default_factory=time.monotonic)  # when a send last completed
 
@@ -127,7 +127,7 @@ class Broadcaster:
                 loop.call_soon_threadsafe(self.publish, bar)
 
     def publish(self, bar: dict[str, Any]) -> None:
-        message: bytes | None = None
+        message: str | None = None
         for sub in list(self._subscribers):
             if sub.slow.is_set() or not sub.wants(bar["exchange"], bar["symbol"]):
                 continue
@@ -150,7 +150,7 @@ class Broadcaster:
 async def _pump(ws: WebSocket, sub: Subscriber, counts: StreamCounts) -> None:
     while True:
         message = await sub.queue.get()
-        await ws.send_text(message.decode())
+        await ws.send_text(message)
         sub.last_sent = time.monotonic()
         counts.sent += 1
 

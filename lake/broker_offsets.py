@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Any
 
 log = logging.getLogger(__name__)
 TIMEOUT_MS = 2000
@@ -53,3 +54,15 @@ def progress_offsets(sources_json: str) -> dict[str, dict[str, int]]:
                 if isinstance(partitions, dict):
                     out.setdefault(topic, {}).update({str(p): int(o) for p, o in partitions.items()})
     return out
+
+
+def consumer_lag(job: dict[str, dict[str, int]], broker: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+    """Per topic partition, in order: the broker's end offset, the job's, and the lag between (None
+    where the job has not read the partition yet)."""
+    rows = []
+    for topic, parts in sorted(broker.items()):
+        for part, end in sorted(parts.items(), key=lambda kv: int(kv[0])):
+            done = job.get(topic, {}).get(part)
+            rows.append({"topic": topic, "partition": int(part), "job_offset": done, "broker_offset": end,
+                         "lag": None if done is None else end - done})  # fmt: skip
+    return rows
