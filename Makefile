@@ -63,7 +63,7 @@ kafka-down: venv ## stop the broker that kafka-up started
 run: deps ## demo: the broker, the sample tape replayed, the stream job until done, a query of the lake (infra/run.py)
 	@$(PY) -m infra.run
 
-live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, lake maintenance, dashboard
+live: deps ## the whole live system, supervised: broker, ingestor (demo market by default), stream job, live bars, lake maintenance, dashboard, HTTP API
 	$(PY) -m infra.live $(LIVE_ARGS)
 
 dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
