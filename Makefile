@@ -27,7 +27,7 @@ define logged
 	  $(2) >> $(DEPS_LOG) 2>&1 || { tail -n 25 $(DEPS_LOG); echo "failed: see $(CURDIR)/$(DEPS_LOG)"; exit 1; }
 endef
 
-.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run live dashboard test chromium bench check fmt clean
+.PHONY: help venv deps kafka-jars spark-jars kafka-up kafka-down run live dashboard api mlflow test chromium bench check fmt clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -71,6 +71,9 @@ dashboard: venv ## the Streamlit dashboard over the lake (http://127.0.0.1:8501)
 
 api: venv ## the read-only HTTP API over the lake and the live bars (http://127.0.0.1:8000/docs)
 	$(PY) -m api
+
+mlflow: venv ## MLflow's tracking UI over the local store models/mlflow/ (http://127.0.0.1:5000; builds .venv-mlflow once)
+	$(PY) -m infra.mlflow_ui
 
 test: deps chromium ## run the test suite (unit + integration with real Kafka, Spark and a browser)
 	$(PY) -m pytest

@@ -136,6 +136,19 @@ class ApiSettings(_Group):
     stream_queue: int = Field(default=1000, ge=1)
 
 
+class MlflowSettings(_Group):
+    """MLflow tracking and the model registry for `python -m models` (`models/tracking.py`).
+
+    MLflow's own variable names: `MLFLOW_TRACKING_URI` points training at a real server; empty
+    means the project's local store (`models/mlflow/`, a sqlite database and an artifact folder,
+    git-ignored), which `make mlflow` serves on 127.0.0.1:`MLFLOW_UI_PORT`."""
+
+    tracking_uri: str = ""
+    ui_port: int = Field(default=5000, ge=1, le=65535)
+    experiment: str = ""  # empty: one experiment per task, named after it (vol_spike, direction)
+    timeout_s: float = Field(default=5.0, gt=0)  # a tracking server that does not answer in this is unreachable
+
+
 class IngestSettings(_Group):
     """`python -m ingest live` and `record`, for every venue."""
 
@@ -187,6 +200,7 @@ class Settings(BaseSettings):
     live: LiveSettings = LiveSettings()
     dashboard: DashboardSettings = DashboardSettings()
     api: ApiSettings = ApiSettings()
+    mlflow: MlflowSettings = MlflowSettings()
     ingest: IngestSettings = IngestSettings()
     ws: WsSettings = WsSettings()
     record: RecordSettings = RecordSettings()

@@ -55,18 +55,24 @@ def save(folder: Path, model: Any, meta: Metadata) -> Path:
     return folder
 
 
-def load(folder: Path) -> tuple[Any, Metadata]:
-    """The model and its metadata; SchemaMismatch if its features are not today's `feature_names`
-    (for the volatility windows it was trained with)."""
-    meta = Metadata(**json.loads((folder / "model.json").read_text()))
+def read_metadata(path: Path, where: Path | str) -> Metadata:
+    """A model.json, checked: SchemaMismatch if its features are not today's `feature_names` (for
+    the volatility windows it was trained with). `where` names the model in the message."""
+    meta = Metadata(**json.loads(path.read_text()))
     current = list(feature_names(windows_in(meta.features)))
     if meta.features != current or meta.feature_dtype != "float64":
         missing = sorted(set(current) - set(meta.features))
         extra = sorted(set(meta.features) - set(current))
         raise SchemaMismatch(
-            f"{folder}: the model was trained on other features (missing now: {extra}, new now: {missing}, "
+            f"{where}: the model was trained on other features (missing now: {extra}, new now: {missing}, "
             f"order or dtype changed otherwise); retrain it"
         )
+    return meta
+
+
+def load(folder: Path) -> tuple[Any, Metadata]:
+    """The model of a run folder and its checked metadata (`read_metadata`)."""
+    meta = read_metadata(folder / "model.json", folder)
     return joblib.load(folder / "model.joblib"), meta
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import numpy as np
@@ -19,8 +20,9 @@ import pyarrow as pa
 from lake import writer
 from lake.reader import connect
 from lake.schema import PREDICTIONS
+from lake.settings import MlflowSettings, Settings
 from models import labels
-from models.artifacts import check_lake_features, load
+from models.artifacts import Metadata, check_lake_features, load
 from models.features import RETURN_STEPS, features, load_bars, on_grid, warmed_up
 
 WARMUP_S = max(RETURN_STEPS) + 60  # rows before the first scored time that the features look back on
@@ -34,9 +36,24 @@ def _resume_from(con: duckdb.DuckDBPyConnection, model_id: str, symbol: str) -> 
     return rows[0][0]
 
 
-def score(lake: Path, model_dir: Path, default_lookback: dt.timedelta = dt.timedelta(hours=1)) -> int:
-    """Append predictions (and known outcomes) for the model's symbol; returns rows written."""
-    model, meta = load(model_dir)
+def load_model(ref: str | Path, settings: MlflowSettings | None = None) -> tuple[Any, Metadata]:
+    """A run folder (`models/runs/<id>`) or a registered model (`models:/NAME/VERSION`, `models:/NAME@ALIAS`)."""
+    if str(ref).startswith("models:/"):
+        from models import registry  # MLflow is loaded only for the registry
+
+        return registry.load(str(ref), settings or Settings().mlflow)
+    return load(Path(ref))
+
+
+def score(
+    lake: Path,
+    model_ref: str | Path,
+    default_lookback: dt.timedelta = dt.timedelta(hours=1),
+    settings: MlflowSettings | None = None,
+) -> int:
+    """Append predictions (and known outcomes) for the model's symbol; returns rows written.
+    The predictions carry the model's training run id, wherever it was loaded from."""
+    model, meta = load_model(model_ref, settings)
     con = connect(lake)
     newest = con.execute("SELECT max(window_end) FROM ohlc WHERE symbol = ?", [meta.symbol]).fetchall()[0][0]
     if newest is None:
@@ -47,7 +64,7 @@ def score(lake: Path, model_dir: Path, default_lookback: dt.timedelta = dt.timed
     bars = load_bars(con, meta.symbol, meta.exchange, load_from, None)
     grid = on_grid(bars.drop(columns="exchange"), meta.step_s)
     X = features(grid)
-    check_lake_features(meta, list(X.columns), model_dir)
+    check_lake_features(meta, list(X.columns), str(model_ref))
     X = X[(X.index >= pd.Timestamp(first)) & warmed_up(X)]
     if X.empty:
         return 0

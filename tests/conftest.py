@@ -20,6 +20,8 @@ os.environ["SPARK_CONF_DIR"] = str(REPO_ROOT)
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+# No test logs into the project's own MLflow store (models/mlflow/): tests that track name theirs.
+os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9/no-tracking-in-tests"
 
 DATA = Path(__file__).parent / "data"
 

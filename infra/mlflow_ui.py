@@ -1,0 +1,116 @@
+"""`make mlflow`: MLflow's tracking UI on 127.0.0.1 over the project's store (`models/mlflow/`).
+
+The UI ships only in the full `mlflow` package, which requires pyarrow<26 while the project pins
+26.0.1. So it runs from its own environment, `.venv-mlflow`, built on first use: `mlflow` at the
+version of the project's `mlflow-skinny` (one version writes and reads the store's schema), with
+the rest of its tree pinned by `infra/mlflow-ui.lock`. The project's code never imports it.
+
+    python -m infra.mlflow_ui [--port 5000] [--store-uri sqlite:////abs/mlflow.db]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import importlib.metadata
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lake import logs
+from lake.settings import REPO_ROOT, Settings
+from models.tracking import sqlite_path, tracking_uri
+
+VENV = REPO_ROOT / ".venv-mlflow"
+LOCK = REPO_ROOT / "infra" / "mlflow-ui.lock"
+LOG = REPO_ROOT / ".logs" / "mlflow-ui.log"
+
+
+def mlflow_version() -> str:
+    """The UI's version: the project's mlflow-skinny (pyproject.toml's pin)."""
+    return importlib.metadata.version("mlflow-skinny")
+
+
+def _stamp_text() -> str:
+    return f"mlflow=={mlflow_version()} lock {hashlib.sha256(LOCK.read_bytes()).hexdigest()[:16]}"
+
+
+def ensure_venv(venv: Path = VENV, log: Path = LOG) -> Path:
+    """The `mlflow` command of the UI's environment, built (or rebuilt after a pin changed) first."""
+    stamp = venv / ".installed"
+    command = venv / "bin" / "mlflow"
+    if stamp.is_file() and stamp.read_text() == _stamp_text() and command.is_file():
+        return command
+    log.parent.mkdir(parents=True, exist_ok=True)
+    print(f"building the MLflow UI's environment in {venv} (first use: 1-2 minutes; log: {log})", flush=True)
+    started = time.monotonic()
+    with log.open("a") as out:
+        steps = [
+            [sys.executable, "-m", "venv", "--clear", str(venv)],
+            [str(venv / "bin" / "python"), "-m", "pip", "install", "-c", str(LOCK), f"mlflow=={mlflow_version()}"],
+        ]
+        for step in steps:
+            if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode != 0:
+                raise SystemExit(f"mlflow-ui: {' '.join(step[:4])} ... failed; see {log}")
+    stamp.write_text(_stamp_text())
+    print(f"built in {time.monotonic() - started:.0f} s", flush=True)
+    return command
+
+
+def server_command(mlflow: Path, store_uri: str, port: int) -> list[str]:
+    db = sqlite_path(store_uri)
+    assert db is not None
+    return [
+        str(mlflow), "server", "--backend-store-uri", store_uri,
+        "--artifacts-destination", str(db.parent / "artifacts"),
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
+    ]  # fmt: skip
+
+
+def server_env() -> dict[str, str]:
+    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    logs.configure()
+    settings = Settings().mlflow
+    parser = argparse.ArgumentParser(prog="python -m infra.mlflow_ui", description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=settings.ui_port, help="default: MLFLOW_UI_PORT (5000)")
+    parser.add_argument(
+        "--store-uri", default=tracking_uri(settings), help="default: MLFLOW_TRACKING_URI or the local store"
+    )
+    args = parser.parse_args(argv)
+    db = sqlite_path(args.store_uri)
+    if db is None:
+        print(
+            f"mlflow-ui: MLFLOW_TRACKING_URI points at {args.store_uri}, not a local store: open that server's UI "
+            "(unset it to serve the project's models/mlflow/)",
+            file=sys.stderr,
+        )
+        return 2
+    db.parent.mkdir(parents=True, exist_ok=True)
+    mlflow = ensure_venv()
+    print(f"MLflow UI: http://127.0.0.1:{args.port} over {args.store_uri} (Ctrl-C stops it; log: {LOG})", flush=True)
+    with LOG.open("a") as out:
+        server = subprocess.Popen(
+            server_command(mlflow, args.store_uri, args.port), env=server_env(), stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,  # its job consumer too is stopped with the group
+        )  # fmt: skip
+        try:
+            code = server.wait()
+        except KeyboardInterrupt:
+            return 0
+        finally:
+            if server.poll() is None:
+                os.killpg(server.pid, signal.SIGTERM)
+                server.wait(timeout=30)
+    tail = LOG.read_text(errors="replace").splitlines()[-5:]
+    print(f"mlflow-ui: the server stopped (exit {code}):", *tail, sep="\n  ", file=sys.stderr)
+    return code or 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
