@@ -18,7 +18,8 @@ DEMO_QUERY  := SELECT exchange, symbol, date, count(*) AS bars, sum(trade_count)
 
 # make live: the sources. Default: the demo market. EXCHANGE=binance SYMBOLS=BTCUSDT,ETHUSDT for one venue,
 # SOURCES="binance:BTCUSDT,ETHUSDT coinbase:BTC-USD,ETH-USD" for several (or synth:RATE for load).
-LIVE_ARGS := $(foreach s,$(SOURCES),--source $(s)) $(if $(EXCHANGE),--source $(EXCHANGE):$(SYMBOLS))
+# MLFLOW=1 also serves MLflow's UI (make mlflow).
+LIVE_ARGS := $(foreach s,$(SOURCES),--source $(s)) $(if $(EXCHANGE),--source $(EXCHANGE):$(SYMBOLS)) $(if $(MLFLOW),--mlflow)
 
 # Resolution output (Maven's, Ivy's) goes to a log; a failure shows its end.
 DEPS_LOG := .logs/deps.log

@@ -1,12 +1,14 @@
 """`make live`: the whole live system in one command, supervised.
 
     python -m infra.live [--source demo | --source binance:BTCUSDT,ETHUSDT [--source coinbase:BTC-USD]
-                          | --source synth:RATE[:SYMBOLS]] [--no-dashboard] [--no-api] [--duration S] [--status-every S]
+                          | --source synth:RATE[:SYMBOLS]] [--no-dashboard] [--no-api] [--mlflow]
+                         [--duration S] [--status-every S]
 
 Starts the local broker (or uses the one `make kafka-up` started), creates the topics, then the
 stream job (final bars into the lake), the live-bar stream (`crypto.bars.live`), the lake's
 maintenance (`python -m lake maintain --every LAKE_MAINTAIN_EVERY`), one ingestor per source
-and the dashboard. A component that dies is restarted with backoff and reported.
+the dashboard, the HTTP API and, with `--mlflow`, MLflow's UI (`make mlflow`; off by default,
+as its first start builds a separate environment). A component that dies is restarted with backoff and reported.
 Ctrl-C or SIGTERM stops them in order: ingestors first (they flush), the live bars, the job,
 the dashboard, the broker last. Logs go to LIVE_HOME/logs/<component>.log.
 """
@@ -44,7 +46,7 @@ SPARK_ENV = {
     "SPARK_CONF_DIR": str(REPO_ROOT), "SPARK_LOCAL_IP": "127.0.0.1",
     "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable,
 }  # fmt: skip
-STOP_ORDER = ["live_bars", "job", "maintain", "api", "dashboard", "broker"]  # after every ingestor
+STOP_ORDER = ["live_bars", "job", "maintain", "api", "mlflow", "dashboard", "broker"]  # after every ingestor
 
 
 class AlreadyRunning(RuntimeError):
@@ -73,7 +75,7 @@ def sources(specs: list[str]) -> list[Component]:
     return out
 
 
-def core(settings: Settings, dashboard: bool, api: bool = True) -> list[Component]:
+def core(settings: Settings, dashboard: bool, api: bool = True, mlflow: bool = False) -> list[Component]:
     out = [
         Component("job", [SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py")], stop_timeout_s=30, env=SPARK_ENV),
         Component("live_bars", [PY, "-m", "jobs.live_bars"]),
@@ -88,6 +90,8 @@ def core(settings: Settings, dashboard: bool, api: bool = True) -> list[Componen
             "--server.headless", "true", "--browser.gatherUsageStats", "false",
         ]  # fmt: skip
         out.append(Component("dashboard", argv))
+    if mlflow:
+        out.append(Component("mlflow", [PY, "-m", "infra.mlflow_ui"]))
     return out
 
 
@@ -166,6 +170,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.no_api and not port_free(settings.api.port):
         print(f"live: port {settings.api.port} is in use (another API?); set API_PORT", file=sys.stderr)
         return 2
+    if args.mlflow and not port_free(settings.mlflow.ui_port):
+        print(
+            f"live: port {settings.mlflow.ui_port} is in use (another MLflow UI?); set MLFLOW_UI_PORT", file=sys.stderr
+        )
+        return 2
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -178,13 +187,15 @@ def run(args: argparse.Namespace) -> int:
     supervisor = Supervisor(log_dir, report=lambda line: print(f"{time.strftime('%H:%M:%S')} {line}", flush=True))
     print(f"dashboard  {url if not args.no_dashboard else '(off)'}")
     print(f"api        {f'http://127.0.0.1:{settings.api.port}/docs' if not args.no_api else '(off)'}")
+    if args.mlflow:
+        print(f"mlflow     http://127.0.0.1:{settings.mlflow.ui_port}")
     print(f'lake       {Path(settings.lake.path).resolve()}  (query: python -m lake sql "SELECT ... FROM ohlc")')
     print(f"logs       {log_dir}/<component>.log")
     print(f"sources    {', '.join(c.name.removeprefix('ingest-') for c in ingestors)}", flush=True)
     probe: Probe | None = None
     try:
         start_broker(supervisor, settings)
-        for component in [*core(settings, not args.no_dashboard, not args.no_api), *ingestors]:
+        for component in [*core(settings, not args.no_dashboard, not args.no_api, args.mlflow), *ingestors]:
             supervisor.start(component)
         write_pids(home, supervisor)
         probe = Probe(settings)
@@ -225,6 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source", action="append", default=[], help="demo (default), VENUE:SYMBOLS, synth:RATE")
     parser.add_argument("--no-dashboard", action="store_true")
     parser.add_argument("--no-api", action="store_true", help="leave out the HTTP API (python -m api)")
+    parser.add_argument("--mlflow", action="store_true", help="also serve MLflow's UI (make mlflow) on MLFLOW_UI_PORT")
     parser.add_argument("--duration", type=float, help="stop after this many seconds (default: until Ctrl-C)")
     parser.add_argument("--status-every", type=float, default=5.0, help="seconds between status lines")
     args = parser.parse_args(argv)

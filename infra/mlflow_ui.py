@@ -11,6 +11,7 @@ the rest of its tree pinned by `infra/mlflow-ui.lock`. The project's code never 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import importlib.metadata
 import os
@@ -71,7 +72,9 @@ def server_command(mlflow: Path, store_uri: str, port: int) -> list[str]:
 
 
 def server_env() -> dict[str, str]:
-    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
+    """No usage telemetry; no job consumers (seven huey processes serving MLflow's GenAI jobs,
+    which runs of `python -m models` never use)."""
+    return {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,22 +97,43 @@ def main(argv: list[str] | None = None) -> int:
     db.parent.mkdir(parents=True, exist_ok=True)
     mlflow = ensure_venv()
     print(f"MLflow UI: http://127.0.0.1:{args.port} over {args.store_uri} (Ctrl-C stops it; log: {LOG})", flush=True)
+    signal.signal(signal.SIGTERM, _interrupt)  # make live's supervisor stops its components with SIGTERM
     with LOG.open("a") as out:
+        # In this process's group: Ctrl-C, or the supervisor's signal to the group, reaches the
+        # server and the job consumer it starts as well.
         server = subprocess.Popen(
-            server_command(mlflow, args.store_uri, args.port), env=server_env(), stdout=out, stderr=subprocess.STDOUT,
-            start_new_session=True,  # its job consumer too is stopped with the group
-        )  # fmt: skip
+            server_command(mlflow, args.store_uri, args.port), env=server_env(), stdout=out, stderr=subprocess.STDOUT
+        )
         try:
             code = server.wait()
         except KeyboardInterrupt:
             return 0
         finally:
-            if server.poll() is None:
-                os.killpg(server.pid, signal.SIGTERM)
-                server.wait(timeout=30)
+            stop(server)
     tail = LOG.read_text(errors="replace").splitlines()[-5:]
     print(f"mlflow-ui: the server stopped (exit {code}):", *tail, sep="\n  ", file=sys.stderr)
     return code or 1
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def stop(server: subprocess.Popen[bytes]) -> None:
+    """The server and its children (the job consumer), terminated, then killed after 30 s."""
+    children = subprocess.run(
+        ["pgrep", "-P", str(server.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    if server.poll() is None:
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(int(pid), signal.SIGTERM)
 
 
 if __name__ == "__main__":
