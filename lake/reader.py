@@ -211,7 +211,7 @@ def connect(
         if threads is not None:
             con.execute("SET threads = ?", [threads])
         if read_only:
-            lock_down(con, lake)
+            lock_down(con, lake, [*TABLES, "_progress"])  # the folders the views read
     except Exception:
         con.close()
         raise

@@ -1,11 +1,12 @@
 """Generated statements against the SQL sandbox (`lake.sandbox`): none accepted may write, or read
-anything outside the lake; no lake file may change.
+anything but the lake's table data; no lake file may change.
 
 Statements come from a small grammar mixing reads of the views, table functions over paths
 inside and outside the lake, writes, COPY, ATTACH, PRAGMA, SET, CALL, INSTALL/LOAD, EXPORT,
-comments, case and whitespace games, and multi-statements. Canaries outside the lake (a file
-next to it, one in a sibling folder whose name starts like the lake's, /etc/hostname) must
-never appear in an accepted result.
+comments, case and whitespace games, and multi-statements. Canaries outside the table data (a
+file next to the lake, one in a sibling folder whose name starts like the lake's, /etc/hostname,
+code in the lake folder, an orphan file in a table's folder) must never appear in an accepted
+result, nor may an accepted result show the server's settings.
 """
 
 from __future__ import annotations
@@ -37,7 +38,14 @@ def plant_canaries(lake_dir: Path) -> list[str]:
     sibling = lake_dir.parent / (lake_dir.name + "2")  # shares the lake's prefix
     sibling.mkdir(exist_ok=True)
     (sibling / "s.csv").write_text(f"secret\n{CANARY}\n")
-    return [str(outside), str(sibling / "s.csv"), f"{lake_dir}/../secret.csv", "/etc/hostname", "/etc/passwd"]
+    # Inside the lake folder but not table data: code beside the tables (the default LAKE_PATH is
+    # the `lake` package) and an orphan file in a table's folder that no commit names.
+    (lake_dir / "settings.py").write_text(f"SECRET = '{CANARY}'\n")
+    (lake_dir / "ohlc" / "orphan.csv").write_text(f"secret\n{CANARY}\n")
+    return [
+        str(outside), str(sibling / "s.csv"), f"{lake_dir}/../secret.csv", "/etc/hostname", "/etc/passwd",
+        f"{lake_dir}/settings.py", f"{lake_dir}/ohlc/orphan.csv",
+    ]  # fmt: skip
 
 
 def statements(lake_dir: Path, paths: list[str], n: int, seed: int = 7) -> list[str]:
@@ -110,7 +118,7 @@ def campaign(lake_dir: Path, n: int = 10_000, seed: int = 7) -> tuple[FaultRow, 
             continue
         outcomes["accepted"] += 1
         text = str(result.table.to_pylist())
-        if CANARY in text or "root:x:0:0" in text:
+        if CANARY in text or "root:x:0:0" in text or f"{lake_dir.resolve()}/" in text:  # or the lake's paths
             leaks.append(sql)
     con.close()
     after = {str(f): _checksums(f) if f == lake_dir else sorted(p.name for p in f.iterdir()) for f in watched}
