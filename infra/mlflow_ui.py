@@ -46,12 +46,22 @@ def ensure_venv(venv: Path = VENV, log: Path = LOG) -> Path:
     if stamp.is_file() and stamp.read_text() == _stamp_text() and command.is_file():
         return command
     log.parent.mkdir(parents=True, exist_ok=True)
-    print(f"building the MLflow UI's environment in {venv} (first use: 1-2 minutes; log: {log})", flush=True)
+    print(f"building the MLflow UI's environment in {venv} (first use; log: {log})", flush=True)
     started = time.monotonic()
     with log.open("a") as out:
+        uv = str(Path(sys.executable).parent / "uv")  # ~6 s for the whole tree where pip takes ~80 s
         steps = [
-            [sys.executable, "-m", "venv", "--clear", str(venv)],
-            [str(venv / "bin" / "python"), "-m", "pip", "install", "-c", str(LOCK), f"mlflow=={mlflow_version()}"],
+            [uv, "venv", "--quiet", "--clear", "--python", sys.executable, str(venv)],
+            [
+                uv,
+                "pip",
+                "install",
+                "--python",
+                str(venv / "bin" / "python"),
+                "-c",
+                str(LOCK),
+                f"mlflow=={mlflow_version()}",
+            ],
         ]
         for step in steps:
             if subprocess.run(step, stdout=out, stderr=subprocess.STDOUT, check=False).returncode != 0:
