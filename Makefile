@@ -85,6 +85,7 @@ chromium: ## Debian's chromium for the dashboard's browser tests (Playwright dow
 	@chromium --version
 
 bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
+	$(PY) -m pytest -m campaign -q  # the checkpoint refusals with the real job (tests/test_faults_disk.py)
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/decode.py
 	$(PY) bench/e2e.py

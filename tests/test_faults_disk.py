@@ -1,5 +1,10 @@
 """A full disk under the lake, and a deleted or damaged checkpoint: clear errors, then nothing lost
-or repeated. The disk is a small tmpfs the test mounts itself (the tests run as root)."""
+or repeated. The disk is a small tmpfs the test mounts itself (the tests run as root).
+
+The suite runs the full disk with the real job, and the checkpoint refusals on their own (without
+Spark: the checks and messages the job uses). The real job's runs against a deleted checkpoint,
+a damaged Spark checkpoint and a damaged sink state are `campaign` tests, part of `make bench`
+(about 2.5 minutes together)."""
 
 from __future__ import annotations
 
@@ -75,6 +80,7 @@ def test_a_full_disk_stops_the_job_clearly_and_a_restart_loses_nothing(
     assert _snapshot(small_disk / "lake") == expected
 
 
+@pytest.mark.campaign
 def test_a_deleted_checkpoint_is_refused_with_the_choices(
     kafka: str, tmp_path: Path, replayed: tuple[Any, dict[str, Any]]
 ) -> None:
@@ -91,6 +97,7 @@ def test_a_deleted_checkpoint_is_refused_with_the_choices(
     assert _snapshot(work / "lake") == expected  # nothing written twice
 
 
+@pytest.mark.campaign
 def test_a_damaged_spark_checkpoint_is_refused_with_the_choices(
     kafka: str, tmp_path: Path, replayed: tuple[Any, dict[str, Any]]
 ) -> None:
@@ -109,6 +116,7 @@ def test_a_damaged_spark_checkpoint_is_refused_with_the_choices(
     assert "--starting-offsets latest" in out
 
 
+@pytest.mark.campaign
 def test_a_damaged_sink_state_is_refused_naming_the_file(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     tape = list(read_tape(SAMPLE))
