@@ -101,7 +101,8 @@ class FrameDecoder:
 
 
 def frame_trades(exchange: str, text: str, ingest_ts: int | None) -> list[Trade]:
-    """The trades in one raw frame of `exchange` (default settings); BadMessage for a bad frame."""
+    """The trades in one raw frame of `exchange` (default settings); BadMessage for a bad frame.
+    It reads the settings each call: for many frames, use one `FrameDecoder`."""
     return FrameDecoder().trades(exchange, text, ingest_ts)
 
 

@@ -74,10 +74,11 @@ def okx_rest(frames: list[str]) -> list[RestTrade]:
 
 def trade_ids(frames: list[str], exchange: str) -> set[tuple[str, int]]:
     """(canonical symbol, trade id) of every trade in `frames`."""
-    from ingest.frames import frame_trades
+    from ingest.frames import FrameDecoder
 
+    decoder = FrameDecoder()  # one, as replay uses: settings are read once, not per frame
     out: set[tuple[str, int]] = set()
     for text in frames:
-        for trade in frame_trades(exchange, text, None):
+        for trade in decoder.trades(exchange, text, None):
             out.add((trade.symbol, trade.trade_id))
     return out

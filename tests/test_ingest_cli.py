@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ingest.frames import detect_format, frame_trades, read_frames
+from ingest.frames import FrameDecoder, detect_format, read_frames
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
 from tests.conftest import DATA, free_port
@@ -218,7 +218,8 @@ def test_replay_reads_third_party_captures_and_dead_letters_bad_frames(
 ) -> None:
     assert detect_format(source) == fmt
     frames = list(read_frames(source, fmt))
-    expected = Counter((t.symbol, t.trade_id) for ts, ex, text in frames for t in frame_trades(ex, text, ts))
+    decoder = FrameDecoder()  # one for the capture, as replay uses (settings read once, not per frame)
+    expected = Counter((t.symbol, t.trade_id) for ts, ex, text in frames for t in decoder.trades(ex, text, ts))
     files = [source]
     if fmt == "hftbacktest":  # and one corrupted copy: a bad line among real ones
         bad = tmp_path / "bad.gz"
