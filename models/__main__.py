@@ -95,7 +95,11 @@ def _track(
                 out.write(f"--- {dt.datetime.now(dt.UTC):%Y-%m-%dT%H:%M:%SZ} run {meta.model_id}\n")
                 traceback.print_exception(exc.__cause__, file=out)
             detail = f" (traceback: {trace})"
-        print(f"models: warning: not logged to MLflow: {exc}{detail}; the run's report is in {folder}", file=sys.stderr)
+        unregistered = f", and the model is not registered as {args.register}" if args.register else ""
+        print(
+            f"models: warning: not logged to MLflow{unregistered}: {exc}{detail}; the run's report is in {folder}",
+            file=sys.stderr,
+        )
         return None
 
 
