@@ -125,8 +125,8 @@ def campaign(lake_dir: Path, n: int = 10_000, seed: int = 7) -> tuple[FaultRow, 
     changed = before != after
     row = FaultRow(
         "SQL sandbox: generated statements", n, not leaks and not changed, lost=0, duplicated=0,
-        detail=f"accepted {outcomes['accepted']:,}, refused {n - outcomes['accepted']:,}; reads of anything but table data "
-        f"{len(leaks)}; lake or its folder changed: {'YES' if changed else 'no'}",
+        detail=f"accepted {outcomes['accepted']:,}, refused {n - outcomes['accepted']:,}; "
+        f"reads of anything but table data {len(leaks)}; lake or its folder changed: {'YES' if changed else 'no'}",
     )  # fmt: skip
     if leaks:
         row.detail += f"; first leak: {leaks[0][:120]}"
