@@ -88,6 +88,7 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) -m pytest -m campaign -q  # the checkpoint refusals with the real job (tests/test_faults_disk.py)
 	$(PY) bench/ingest_throughput.py
 	$(PY) bench/decode.py
+	$(PY) bench/mlflow_tracking.py
 	$(PY) bench/e2e.py
 	$(PY) bench/peer_quix.py --trades 2000000
 	$(PY) bench/lake_query.py
