@@ -23,7 +23,7 @@ from pathlib import Path
 
 from lake import logs
 from lake.settings import REPO_ROOT, Settings
-from models.tracking import sqlite_path, tracking_uri
+from models.tracking import artifact_root, sqlite_path, tracking_uri
 
 VENV = REPO_ROOT / ".venv-mlflow"
 LOCK = REPO_ROOT / "infra" / "mlflow-ui.lock"
@@ -72,11 +72,11 @@ def ensure_venv(venv: Path = VENV, log: Path = LOG) -> Path:
 
 
 def server_command(mlflow: Path, store_uri: str, port: int) -> list[str]:
-    db = sqlite_path(store_uri)
-    assert db is not None
+    artifacts = artifact_root(store_uri)
+    assert artifacts is not None
     return [
         str(mlflow), "server", "--backend-store-uri", store_uri,
-        "--artifacts-destination", str(db.parent / "artifacts"),
+        "--artifacts-destination", str(artifacts),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
 

@@ -22,6 +22,7 @@ import importlib.metadata
 import logging
 import math
 import os
+import time
 import urllib.error
 import urllib.request
 from dataclasses import dataclass
@@ -39,6 +40,7 @@ LOCAL_STORE = REPO_ROOT / "models" / "mlflow"
 # HistGradientBoosting's tree nodes and the SGD pipeline's numpy dtypes. The models are ours,
 # written by this code into our own store; a new model type that needs more fails its logging
 # with the type named, rather than being trusted wholesale.
+_BATCH = 1000
 SKOPS_TRUSTED = ["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor", "numpy.dtype"]
 
 
@@ -65,10 +67,16 @@ def sqlite_path(uri: str) -> Path | None:
     return Path(parsed.path[1:]).resolve() if parsed.scheme == "sqlite" else None
 
 
-def artifact_location(uri: str, experiment: str) -> str | None:
-    """Where a new experiment keeps its artifacts: beside a sqlite database; for a server, its own default."""
+def artifact_root(uri: str) -> Path | None:
+    """A sqlite store's artifact folder, beside its database (the client's and `make mlflow`'s)."""
     db = sqlite_path(uri)
-    return (db.parent / "artifacts" / experiment).as_uri() if db else None
+    return db.parent / "artifacts" if db else None
+
+
+def artifact_location(uri: str, experiment: str) -> str | None:
+    """Where a new experiment keeps its artifacts: under a sqlite store's root; for a server, its own default."""
+    root = artifact_root(uri)
+    return (root / experiment).as_uri() if root else None
 
 
 def experiment_name(settings: MlflowSettings, task: str) -> str:
@@ -175,6 +183,7 @@ def _log(
     import mlflow.sklearn
     import numpy as np
     import pandas as pd
+    from mlflow.entities import Metric, Param, RunTag
     from mlflow.models import infer_signature
 
     client = mlflow.MlflowClient(uri)
@@ -186,11 +195,17 @@ def _log(
     signature = infer_signature(zeros, model.predict_proba(zeros.to_numpy()))
     mlflow.set_tracking_uri(uri)
     with mlflow.start_run(experiment_id=experiment_id, run_name=meta.model_id) as run:
-        mlflow.log_params(run_params(meta, result.config.folds))
-        mlflow.log_metrics(run_metrics(result))
-        for name, value, fold in fold_metrics(result):
-            mlflow.log_metric(name, value, step=fold)
-        mlflow.set_tags({"best_model": meta.model, "run_folder": str(folder.resolve())})
+        # Params, tags and every metric in one batch (fold metrics one by one were a write each).
+        now = int(time.time() * 1000)
+        metrics = [Metric(k, v, now, 0) for k, v in run_metrics(result).items()]
+        metrics += [Metric(k, v, now, fold) for k, v, fold in fold_metrics(result)]
+        tags = {"best_model": meta.model, "run_folder": str(folder.resolve())}
+        params = [Param(k, v) for k, v in run_params(meta, result.config.folds).items()]
+        for start in range(0, len(metrics), _BATCH):  # MLflow takes at most 1,000 metrics a batch
+            client.log_batch(
+                run.info.run_id, metrics=metrics[start : start + _BATCH],
+                params=params if start == 0 else [], tags=[RunTag(k, v) for k, v in tags.items()] if start == 0 else [],
+            )  # fmt: skip
         for path in sorted(folder.iterdir()):
             if path.suffix in (".md", ".png", ".json"):
                 mlflow.log_artifact(str(path))
