@@ -46,11 +46,12 @@ $(STAMP): pyproject.toml requirements.lock
 kafka-jars: venv ## resolve the Kafka broker's jars from Maven Central
 	$(call logged,Kafka broker jars,$(PY) -m infra.kafka_local jars)
 
-spark-jars: $(VENV)/.spark-jars ## resolve Spark's Kafka connector (spark.jars.packages) into the Ivy cache
+spark-jars: $(VENV)/.spark-jars ## resolve Spark's Kafka connector (spark.jars.packages) and Delta's into the Ivy cache
 
 # A stamp, so `make live` and `make test` do not start a Spark session each time to check.
-$(VENV)/.spark-jars: $(STAMP) spark-defaults.conf
+$(VENV)/.spark-jars: $(STAMP) spark-defaults.conf tests/engines/spark_read.py
 	$(call logged,Spark's Kafka connector,$(PY) -c 'from jobs.session import spark_session; spark_session("resolve-connector").stop()')
+	$(call logged,Delta's Spark connector (the cross-engine test reads the lake with it),$(PY) tests/engines/spark_read.py --resolve)
 	@touch $@
 
 deps: venv kafka-jars spark-jars ## everything the run and the tests need
@@ -92,6 +93,8 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/e2e.py
 	$(PY) bench/peer_quix.py --trades 2000000
 	$(PY) bench/lake_query.py
+	$(PY) bench/lake_query.py --in-day
+	$(PY) bench/delta_log.py --plot bench/delta_log.png
 	$(PY) bench/live.py --plot bench/live.png
 	$(PY) bench/faults.py
 	$(PY) bench/api.py --plot bench/api.png
@@ -107,4 +110,4 @@ fmt: venv ## format the code
 
 clean: ## remove the lake's data, checkpoints and the local broker (keeps .venv)
 	-$(PY) -m infra.kafka_local down
-	rm -rf lake/*/ checkpoints/*/ .kafka/data .kafka/server.properties .kafka/broker.log .live
+	rm -rf data/lake data/checkpoints .kafka/data .kafka/server.properties .kafka/broker.log .live

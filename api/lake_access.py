@@ -83,10 +83,10 @@ def take_snapshot(path: Path) -> Snapshot:
         con = lake.connect(path, read_only=True, listed=listed, threads=1)  # requests run side by side
         rows = con.execute("SELECT exchange, symbol, window_start, window_end FROM latest_bars").fetchall()
         windows = recorded_windows(path)
-    except (duckdb.Error, OSError, ValueError) as exc:
+    except (duckdb.Error, OSError, ValueError, RuntimeError) as exc:  # DeltaError and OldLakeFormat too
         raise LakeUnavailable(f"the lake at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
     newest = {(e, s): Newest(a, b) for e, s, a, b in rows}
-    return Snapshot(con, time.time(), newest, windows, files_by_partition(listed["ohlc"][0]))
+    return Snapshot(con, time.time(), newest, windows, files_by_partition(listed["ohlc"].files))
 
 
 class LakeAccess:

@@ -1,5 +1,5 @@
 """The compacted 30-day, 10-symbol lake for `bench/api.py`: `bench/lake_query.py`'s cached lake,
-copied once and compacted with `lake.compaction.compact` (as `python -m lake compact` leaves it),
+copied once, made a Delta table and OPTIMIZEd with `lake.maintenance.compact` (as `python -m lake compact` leaves it),
 and kept in `bench/.cache/lake-30d-compacted` while the source cache is unchanged."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 import lake_query
 
-from lake.compaction import compact
+from lake.maintenance import compact
 from lake.settings import REPO_ROOT
 
 SOURCE = REPO_ROOT / "bench" / ".cache" / "lake-30d"
@@ -36,6 +36,7 @@ def compacted_lake(days: int = 30, symbols: int = 10, workers: int = 2) -> tuple
     shutil.rmtree(COMPACTED, ignore_errors=True)
     started = time.perf_counter()
     shutil.copytree(SOURCE, COMPACTED, ignore=shutil.ignore_patterns(lake_query.MARKER))
+    lake_query.to_delta(COMPACTED)
     report = compact(COMPACTED, table="ohlc")
     print(f"copied and compacted in {time.perf_counter() - started:.1f}s: {report!r}")
     marker.write_text(source_marker, encoding="utf-8")

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import platform
 import statistics
 import sys
@@ -27,8 +26,8 @@ import streamlit.logger
 streamlit.logger.set_log_level("error")  # no "no runtime" warnings: the repositories run bare here
 
 from dashboard import client, repositories, services  # noqa: E402
+from lake import delta  # noqa: E402
 from lake.schema import OHLC, VOLATILITY, duckdb_type  # noqa: E402
-from lake.writer import log_entry  # noqa: E402
 
 CACHE = Path(__file__).parent / ".cache" / "dashboard-lake"
 TARGET_S = 1.0
@@ -75,12 +74,9 @@ def generate(lake: Path, days: int, symbols: int) -> None:
               WINDOW w60 AS (PARTITION BY k ORDER BY t ROWS 59 PRECEDING),
                      w300 AS (PARTITION BY k ORDER BY t ROWS 299 PRECEDING))
         TO '{lake}/volatility' (FORMAT parquet, PARTITION_BY (symbol, date), FILENAME_PATTERN 'part-{{i}}')""")
-    for table in ("ohlc", "volatility"):
+    for table in ("ohlc", "volatility"):  # the folders become Delta tables in place (delta-rs's CONVERT)
         files = sorted((lake / table).glob("symbol=*/date=*/*.parquet"))
-        log = lake / table / "_spark_metadata"
-        log.mkdir(parents=True, exist_ok=True)
-        entries = [json.dumps(log_entry(f, modification_ms=0)) for f in files]
-        (log / "0").write_text("v1\n" + "\n".join(entries))
+        delta.convert_parquet_folder(lake, table)
         print(f"{table}: {len(files)} files", flush=True)
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import statistics
 import subprocess
@@ -38,6 +39,7 @@ from ingest.synth import synth_trades
 from lake.settings import REPO_ROOT, interval_ms, load
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
+SINK_LINE = re.compile(r"batch \d+: computed in (\d+) ms, written in (\d+) ms")
 BATCH = 200_000
 
 
@@ -141,12 +143,15 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
         start_new_session=True,
     )  # fmt: skip
     started = threading.Event()
+    sink_ms: list[tuple[float, float]] = []  # per batch: (computed, written) in ms, from the sink's log line
 
     def watch() -> None:
         assert job.stdout is not None
         for line in job.stdout:
             if "query started name=ohlc" in line:
                 started.set()
+            if m := SINK_LINE.search(line):
+                sink_ms.append((float(m[1]), float(m[2])))
 
     threading.Thread(target=watch, daemon=True).start()
     if not started.wait(180):
@@ -186,6 +191,18 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
     print(
         f"  target p99 (window end -> visible) <= watermark + 3 s = {target:.0f}s; mean {statistics.mean(first):.2f}s"
     )
+    durations = sorted(
+        int(d)
+        for (d,) in lake.connect(out / "lake")
+        .sql("SELECT batch_duration_ms FROM progress WHERE input_rows > 0 AND batch_duration_ms IS NOT NULL")
+        .fetchall()
+    )
+    written = sorted(w for _, w in sink_ms)
+    if written and durations:
+        print(f"  batches: {len(durations)}, duration p50 {pct(durations, 0.5):.0f} ms "
+              f"p99 {pct(durations, 0.99):.0f} ms; "
+              f"the sink's commits p50 {pct(written, 0.5):.0f} ms p99 {pct(written, 0.99):.0f} ms "
+              f"({pct(written, 0.5) / pct(durations, 0.5):.0%} of the median batch)")  # fmt: skip
 
 
 def main() -> int:

@@ -3,46 +3,46 @@ and after `python -m lake maintain`.
 
     .venv/bin/python bench/lake_query.py --in-day [--symbols 10] [--runs 5]
 
-Today (UTC), 10 symbols, one 1-second bar per second per symbol, written with the stream
-job's own file names and sink log (`part-b<batch>-…`, `_spark_metadata`):
-- hours 00-22 one file per symbol per *minute* (the job writes one per second: 60x fewer
+Today (UTC), 10 symbols, one 1-second bar per second per symbol, committed to a Delta table as
+the stream job's sink commits it (`lake.delta.append`, one commit per batch with the batch as
+its app transaction, a file per symbol):
+- hours 00-22 one commit per *minute* (the job makes one per second: 60x fewer commits and
   files here, so the "before" figures below are kinder than reality), and
-- the open hour 23:00-23:59:59 one file per symbol per *second*, as the job writes it.
+- the open hour 23:00-23:59:59 one commit per *second*, as the job makes them: 3,600 commits.
 
 Three lakes, each query timed on a new `lake.connect()` (best of `--runs`):
 - **before**: no maintenance;
 - **maintained, open hour as written**: `maintain` ran at 23:00 (after hour 22), so hours
-  00-22 are one file each and the open hour is 3,600 files per symbol (the issue's case);
+  00-22 are OPTIMIZEd and the open hour is 3,600 files per symbol;
 - **maintained live**: `maintain` also ran during the open hour, the last pass 30 s before the
   end (`LAKE_MAINTAIN_EVERY=30s`), so only the last 30 s are single files.
-The data lies after now: the bench needs a full day of today's partition.
+All commits of a lake are made within minutes here, so expired-log cleanup (LAKE_LOG_RETENTION,
+1 h) removes none: each `_delta_log` holds every commit of the day, more than a live table
+keeps (about an hour's). The data lies after now: the bench needs a full day of today's partition.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import platform
 import shutil
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import lake
+from lake import delta
 from lake.maintenance import maintain_once
 from lake.schema import OHLC, to_arrow
-from lake.writer import log_batch, log_entry
 
-TARGETS_MS = {"connect": 150, "last 15 min, 1 s bars": 50, "24 h of 1 min candles": 150, "latest_bars": 50,
-              "dashboard market page (cold)": 300}  # fmt: skip
+TARGETS_MS = {"connect": 150, "open ohlc table": 100, "last 15 min, 1 s bars": 50, "24 h of 1 min candles": 150,
+              "latest_bars": 50, "dashboard market page (cold)": 300}  # fmt: skip
 FILE_SCHEMA = to_arrow(tuple(c for c in OHLC if c.name not in ("symbol", "date")))
 
 
@@ -71,32 +71,33 @@ def day_bars(day: dt.date, symbols: int) -> dict[str, pa.Table]:
 
 
 class DayWriter:
-    """Files and sink log as the job's writer lays them out, written in bulk."""
+    """Commits as the job's sink makes them: one per batch, with the batch as its app transaction."""
 
     def __init__(self, lake_dir: Path, day: dt.date, bars: dict[str, pa.Table]) -> None:
-        self.table_dir = lake_dir / "ohlc"
+        self.table = delta.ensure_table(lake_dir, "ohlc", OHLC)
         self.day = day
-        self.bars = bars
+        self.bars = {
+            symbol: t.append_column("symbol", pa.array([symbol] * t.num_rows)).append_column(
+                "date", pa.array([day] * t.num_rows, pa.date32())
+            )
+            for symbol, t in bars.items()
+        }
         self.batch = 0
+        self.commit_ms: list[float] = []
 
     def write(self, first_s: int, last_s: int, step_s: int, desc: str) -> None:
-        """Batches of `step_s` seconds over [first_s, last_s) of the day, each logged as the job's
-        writer logs it (`lake.writer.log_batch`: the log folded every 10th batch, leaving out
-        what a compaction replaced)."""
-        for lo in tqdm(range(first_s, last_s, step_s), desc=desc, unit="batch", leave=False):
-            entries = []
-            for symbol, table in self.bars.items():
-                folder = self.table_dir / f"symbol={symbol}" / f"date={self.day}"
-                folder.mkdir(parents=True, exist_ok=True)
-                path = folder / f"part-b{self.batch}-{uuid.uuid4()}.c000.zstd.parquet"
-                pq.write_table(table.slice(lo, min(step_s, last_s - lo)), path, compression="zstd")
-                entries.append(json.dumps(log_entry(path, modification_ms=0)))
-            log_batch(self.table_dir, self.batch, entries)
+        """Batches of `step_s` seconds over [first_s, last_s) of the day, one commit each."""
+        for lo in tqdm(range(first_s, last_s, step_s), desc=desc, unit="commit", leave=False):
+            n = min(step_s, last_s - lo)
+            rows = pa.concat_tables([t.slice(lo, n) for t in self.bars.values()])
+            started = time.perf_counter()
+            delta.append(self.table, rows, txn=("bench", self.batch), sort_by="window_start")
+            self.commit_ms.append((time.perf_counter() - started) * 1000)
             self.batch += 1
 
 
-def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> Path:
-    lake_dir = root / case
+def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> tuple[Path, list[float]]:
+    lake_dir = root / case.split(",")[0].split(" ")[0]
     writer = DayWriter(lake_dir, day, bars)
     writer.write(0, 23 * 3600, 60, f"{case}: hours 00-22")
     quiet: list[str] = []
@@ -111,7 +112,7 @@ def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> Pat
             writer.write(lo, lo + 30, 1, f"{case}: {lo // 60 % 60:02d} min")
             maintain_once(lake_dir, None, 3600, quiet.append)
         writer.write(86400 - 30, 86400, 1, f"{case}: last 30 s")
-    return lake_dir
+    return lake_dir, writer.commit_ms[-3600:]
 
 
 def best_ms(action: Callable[[], Any], runs: int) -> float:
@@ -135,6 +136,7 @@ def measure(lake_dir: Path, day: dt.date, symbol: str, runs: int) -> dict[str, f
         "latest_bars": ("SELECT * FROM latest_bars", None),
     }
     out = {"connect": best_ms(lambda: lake.connect(lake_dir), runs)}
+    out["open ohlc table"] = best_ms(lambda: delta.add_actions(delta.open_table(lake_dir, "ohlc")), runs)  # type: ignore[arg-type]
     for name, (sql, rows) in checks.items():
 
         def query(sql: str = sql) -> int:
@@ -150,11 +152,20 @@ def measure(lake_dir: Path, day: dt.date, symbol: str, runs: int) -> dict[str, f
 
 
 def today_files(lake_dir: Path, day: dt.date, symbol: str) -> tuple[int, int]:
-    from lake.manifest import live_paths
-
-    files = [p for p in live_paths(lake_dir / "ohlc") if f"/date={day}/" in p]
+    files = [p for p in delta.open_table(lake_dir, "ohlc").file_uris() if f"/date={day}/" in p]  # type: ignore[union-attr]
     per_symbol = [p for p in files if f"/symbol={symbol}/" in p]
     return len(files), len(per_symbol)
+
+
+def log_size(lake_dir: Path) -> tuple[int, int]:
+    """Files and bytes in ohlc's `_delta_log`."""
+    files = list((lake_dir / "ohlc" / delta.LOG_DIR).iterdir())
+    return len(files), sum(f.stat().st_size for f in files)
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def run(symbols: int, runs: int) -> int:
@@ -167,9 +178,10 @@ def run(symbols: int, runs: int) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="lake-in-day-") as tmp:
         for case in cases:
-            lake_dir = build(Path(tmp), day, bars, case)
+            lake_dir, commits = build(Path(tmp), day, bars, case)
             symbol = f"SYM{min(3, symbols - 1)}USDT"
-            results[case] = (measure(lake_dir, day, symbol, runs), today_files(lake_dir, day, symbol))
+            results[case] = (measure(lake_dir, day, symbol, runs), today_files(lake_dir, day, symbol),
+                             log_size(lake_dir), commits)  # fmt: skip
             shutil.rmtree(lake_dir)
             print(f"  {case}: done", flush=True)
     print(
@@ -183,6 +195,12 @@ def run(symbols: int, runs: int) -> int:
         print(f"{name:<34}{cells}   < {target} ms ({verdict} maintained live)")
     files = "".join(f"{f'{t:,} ({s:,} per symbol)':>34}" for t, s in (results[c][1] for c in cases))
     print(f"{'files in today partition':<34}{files}")
+    logs = "".join(f"{f'{n:,} files, {b / 1e6:.1f} MB':>34}" for n, b in (results[c][2] for c in cases))
+    print(f"{'_delta_log of ohlc':<34}{logs}")
+    commit = "".join(
+        f"{f'p50 {pct(m, 0.5):.0f} / p99 {pct(m, 0.99):.0f} ms':>34}" for m in (results[c][3] for c in cases)
+    )
+    print(f"{'commit, open hour (1 s batches)':<34}{commit}")
     return 0
 
 

@@ -5,18 +5,20 @@ branches' rows, each branch's rows in a struct column named after it (`tables_fr
 rejects and feed_events, written as they come; `bar_updates`, the windows the batch changed
 (the bars run in update mode), and `heartbeats`, the accepted heartbeats' times.
 `foreachBatch` hands every micro-batch to a `LakeSink`, which splits it, releases the
-windows the batch closed (`jobs.closing.BarCloser`) as lake/ohlc, and commits each table
-with the file sink's log format (`lake.writer.write_batch`), so `lake.connect()` and
-compaction read it unchanged. It computes volatility from the released bars on the driver
-(`jobs.volatility.VolatilityState`), so volatility lands in the same batch as its bars.
+windows the batch closed (`jobs.closing.BarCloser`) as lake/ohlc, and commits each table's
+rows as one Delta commit with delta-rs (`lake.delta.append`). It computes volatility from the
+released bars on the driver (`jobs.volatility.VolatilityState`), so volatility lands in the
+same batch as its bars. A batch's other tables commit side by side (threads: delta-rs works
+outside the GIL), then ohlc; a table with no rows in the batch gets no commit.
 
 Exactly once: Spark re-runs a batch that did not finish with the same offsets and state, so
-it produces the same rows. Each table's log file is keyed by the batch id (plus a per-table
-base, for a lake that already held batches when this checkpoint began), and a batch already
-in a table's log is not written again. After all its tables hold batch N, the sink saves
-its state after N: `<checkpoint>/lake_sink/state/N.open.arrow` (the open windows), then
-`N.json` (the closer, the volatility state and the batch's late trades); a batch whose
-`N.json` exists is done.
+it produces the same rows. Each commit carries a Delta app transaction: the app id is this
+checkpoint's (`<checkpoint>/lake_sink/app.json`, made once; a new checkpoint is a new app),
+the version is the batch id, and a table whose transaction version for the app is already
+that batch's is not written again. After all its tables hold batch N, the sink saves its
+state after N: `<checkpoint>/lake_sink/state/N.open.arrow` (the open windows), then `N.json`
+(the closer, the volatility state and the batch's late trades); a batch whose `N.json`
+exists is done.
 """
 
 from __future__ import annotations
@@ -27,20 +29,23 @@ import logging
 import os
 import tempfile
 import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from functools import reduce
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
+from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs.closing import BarCloser
 from jobs.volatility import VolatilityState
-from lake import writer
-from lake.commit_log import log_files
+from lake import delta
 from lake.schema import Column
 from lake.tables import JOB_TABLES, TABLES, record_windows
 
@@ -118,25 +123,34 @@ class LakeSink:
         self.volatility = TABLES[VOLATILITY_TABLE].columns_for(self.windows_s) if self.windows_s else None
         if self.windows_s:  # readers take the windows from the lake, not from their own settings
             record_windows(lake, self.windows_s, VOLATILITY_TABLE)
+            self.volatility = TABLES[VOLATILITY_TABLE].columns_in(lake)  # every window the table holds
         self.home = checkpoint / "lake_sink"
         self.state_dir = self.home / "state"
-        self.bases = self._bases()
+        self.app_id = self._app_id()
+        self._tables: dict[str, DeltaTable] = {}  # opened once, brought up to date before each commit
+        self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="lake-commit")
         self.late: dict[int, int] = {}  # batch id -> trades the closer found late (see `late_trades`)
         # The state after the last batch this sink wrote, so the next batch need not read it back
         # from disk; dropped while a batch runs, so a batch that fails leaves none behind.
         self._carried: tuple[int, BarCloser, VolatilityState | None] | None = None
 
-    def _bases(self) -> dict[str, int]:
-        """Each table's log id for batch 0 of this checkpoint: fixed the first time it starts."""
-        path = self.home / "tables.json"
+    def _app_id(self) -> str:
+        """The Delta app id of this checkpoint's commits: made the first time it starts."""
+        path = self.home / "app.json"
         if path.exists():
-            return {str(k): int(v) for k, v in json.loads(path.read_text()).items()}
-        bases = {}
-        for table in (*self.tables, *([VOLATILITY_TABLE] if self.volatility else [])):
-            ids = [int(p.name.removesuffix(".compact")) for p in log_files(self.lake / table)]
-            bases[table] = max(ids, default=-1) + 1
-        _write_atomically(path, json.dumps(bases))
-        return bases
+            return str(json.loads(path.read_text())["app_id"])
+        app_id = f"stream_ohlc-{uuid.uuid4()}"
+        _write_atomically(path, json.dumps({"app_id": app_id}))
+        return app_id
+
+    def table(self, name: str, columns: tuple[Column, ...]) -> DeltaTable:
+        if name not in self._tables:
+            self._tables[name] = delta.ensure_table(self.lake, name, columns)
+        return self._tables[name]
+
+    def _commit(self, name: str, rows: pa.Table, columns: tuple[Column, ...], batch_id: int) -> bool:
+        table = self.table(name, columns)
+        return delta.append(table, rows, txn=(self.app_id, batch_id), sort_by=TABLES[name].sort_key)
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
@@ -144,12 +158,14 @@ class LakeSink:
         computed = time.perf_counter()
         try:
             written = self.write(batch, batch_id)
-        except OSError as exc:
-            if exc.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(exc):
+        except (OSError, DeltaError) as exc:
+            if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(exc):
                 raise
             self._carried = None
+            self._tables.clear()  # opened again, from the log, by the restarted job
+            where = getattr(exc, "filename", None) or self.lake
             raise LakeWriteFailed(
-                f"no space left on the lake's disk ({exc.filename or self.lake}) writing batch {batch_id}: free "
+                f"no space left on the lake's disk ({where}) writing batch {batch_id}: free "
                 f"space and start the job again; batch {batch_id} is then written once, nothing before it is lost"
             ) from exc
         log.info(
@@ -157,7 +173,7 @@ class LakeSink:
             batch_id,
             (computed - started) * 1000,
             (time.perf_counter() - computed) * 1000,
-            " ".join(f"{name}={rows}" for name, rows in written.items()) or "already written",
+            " ".join(f"{name}={rows}" for name, rows in written.items()) or "nothing new",
         )
 
     def late_trades(self, batch_id: int) -> int:
@@ -188,20 +204,22 @@ class LakeSink:
             tables["ohlc"], late = released.final, released.late_trades
             if late:
                 log.warning("batch %d: %d trades came after their window was written: counted as late", batch_id, late)
-        written = {}
-        for name, columns in self.tables.items():
-            if writer.write_batch(
-                self.lake, name, self.bases[name] + batch_id, tables[name], columns, TABLES[name].sort_key
-            ):
-                written[name] = tables[name].num_rows
+        commits = {name: (tables[name], columns) for name, columns in self.tables.items()}
         if volatility_state is not None:
-            volatility = pa.Table.from_pandas(volatility_state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
-            vol_id = self.bases[VOLATILITY_TABLE] + batch_id
             assert self.volatility is not None
-            if writer.write_batch(
-                self.lake, VOLATILITY_TABLE, vol_id, volatility, self.volatility, TABLES[VOLATILITY_TABLE].sort_key
-            ):
-                written[VOLATILITY_TABLE] = volatility.num_rows
+            volatility = pa.Table.from_pandas(volatility_state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
+            commits[VOLATILITY_TABLE] = (volatility, self.volatility)
+        # The other tables side by side, then ohlc: a batch's ohlc version is committed after all
+        # its other commits, so the lake as of an ohlc version's time holds every table's part
+        # of that batch and none of the next (`lake.connect(as_of=...)`).
+        pending = {
+            name: self._pool.submit(self._commit, name, rows, columns, batch_id)
+            for name, (rows, columns) in commits.items()
+            if rows.num_rows and name != "ohlc"
+        }
+        written = {name: commits[name][0].num_rows for name, done in pending.items() if done.result()}
+        if "ohlc" in commits and commits["ohlc"][0].num_rows and self._commit("ohlc", *commits["ohlc"], batch_id):
+            written["ohlc"] = commits["ohlc"][0].num_rows
         self._save_state(batch_id, closer, volatility_state, late)
         self.late[batch_id] = late
         self._carried = (batch_id, closer, volatility_state)

@@ -31,8 +31,7 @@ from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tab
 from jobs.progress import ProgressListener, drain_events
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, read_once, rejected
-from lake import logs
-from lake.commit_log import log_files
+from lake import delta, logs
 from lake.settings import Settings, interval_ms, load
 
 log = logging.getLogger("jobs.stream_ohlc")
@@ -130,7 +129,7 @@ def checkpoint_dir(settings: Settings) -> Path:
 def check_checkpoint_matches_lake(settings: Settings, checkpoint: Path) -> None:
     """Refuse to start over silently: a lake with batches and no checkpoint would get every row again."""
     lake = Path(settings.lake.path)
-    written = [table for table in STREAM_TABLES if log_files(lake / table)]
+    written = [table for table in (*STREAM_TABLES, "volatility") if _has_commits(lake, table)]
     offsets = checkpoint / "offsets"
     if not written or (offsets.is_dir() and any(offsets.iterdir())):
         return
@@ -144,6 +143,12 @@ def check_checkpoint_matches_lake(settings: Settings, checkpoint: Path) -> None:
         "--checkpoints); or go on from now with --starting-offsets latest (the trades since the last batch are "
         f"then not in the lake), or with the end offsets of the newest batch in {lake / '_progress'}."
     )
+
+
+def _has_commits(lake: Path, table: str) -> bool:
+    """The job committed rows to the table (version 0 only creates it)."""
+    opened = delta.open_table(lake, table)
+    return opened is not None and opened.version() > 0 and bool(opened.file_uris())
 
 
 def failure_cause(text: str) -> str:
@@ -172,6 +177,10 @@ def stopped_because(text: str, checkpoint: Path, settings: Settings) -> str:
 def lake_sink(settings: Settings) -> LakeSink:
     if "://" in settings.lake.path or "://" in settings.checkpoint.path:
         raise SystemExit("the job writes the lake from its driver: --lake and --checkpoints must be local paths")
+    try:
+        delta.refuse_old_format(settings.lake.path)
+    except delta.OldLakeFormat as exc:
+        raise SystemExit(str(exc)) from None
     check_checkpoint_matches_lake(settings, checkpoint_dir(settings))
     return LakeSink(
         Path(settings.lake.path),

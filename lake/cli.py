@@ -1,4 +1,4 @@
-"""`python -m lake`: query, inspect, export, compact and vacuum the lake.
+"""`python -m lake`: query, inspect, export, compact and vacuum the lake (Delta tables).
 
     python -m lake [--lake PATH] sql "SELECT ..." [--format table|csv|json|parquet] [--output FILE]
         (csv and json go to standard output without --output)
@@ -6,6 +6,7 @@
     python -m lake shell                         # an interactive SQL prompt with the views loaded
     python -m lake export TABLE --output FILE [--format parquet|csv|json] [--where "symbol = 'BTCUSDT'"]
     python -m lake views > lake.sql              # then: duckdb -init lake.sql
+    python -m lake --as-of 1200 sql "..."        # time travel: ohlc version 1200 (or an ISO time)
     python -m lake compact [--table ohlc|all] [--before YYYY-MM-DD]
     python -m lake vacuum [--table ohlc|all] [--older-than 30d] [--grace 1h]
     python -m lake maintain [--every 5m] [--retention 30d] [--grace 1h]   # compact + vacuum, all tables
@@ -26,9 +27,10 @@ import duckdb
 import pyarrow as pa
 
 from lake import maintenance
-from lake.compaction import DEFAULT_GRACE_S, compact, vacuum
+from lake.delta import OldLakeFormat
 from lake.info import format_info, lake_info
-from lake.reader import connect, views_sql
+from lake.maintenance import DEFAULT_GRACE_S, compact, vacuum
+from lake.reader import connect, list_tables, views_sql
 from lake.sandbox import QueryRefused, run_query
 from lake.settings import Settings, duration
 from lake.tables import DERIVED_VIEWS, TABLES, VIEWS
@@ -86,7 +88,7 @@ def cmd_sql(args: argparse.Namespace, lake: Path) -> int:
         print("lake: --format parquet needs --output FILE (csv and json can go to standard output)", file=sys.stderr)
         return 2
     max_rows = args.max_rows if args.max_rows is not None else (10**9 if to_file else 100)
-    table = _run(connect(lake), args.query, max_rows=max_rows, timeout_s=args.timeout)
+    table = _run(connect(lake, as_of=args.as_of), args.query, max_rows=max_rows, timeout_s=args.timeout)
     if table is None:
         return 1
     if to_file and args.output is None:  # CSV or JSON lines to standard output, for pipes (as `duckdb -csv`)
@@ -102,7 +104,12 @@ def cmd_sql(args: argparse.Namespace, lake: Path) -> int:
 
 def cmd_export(args: argparse.Namespace, lake: Path) -> int:
     where = f" WHERE {args.where}" if args.where else ""
-    table = _run(connect(lake), f"SELECT * FROM {args.table}{where}", max_rows=10**10, timeout_s=EXPORT_TIMEOUT_S)
+    table = _run(
+        connect(lake, as_of=args.as_of),
+        f"SELECT * FROM {args.table}{where}",
+        max_rows=10**10,
+        timeout_s=EXPORT_TIMEOUT_S,
+    )
     if table is None:
         return 1
     fmt = args.format or (args.output.suffix.lstrip(".") if args.output.suffix.lstrip(".") in FORMATS else "parquet")
@@ -113,7 +120,8 @@ def cmd_export(args: argparse.Namespace, lake: Path) -> int:
 
 def cmd_info(args: argparse.Namespace, lake: Path) -> int:
     print(f"lake: {lake}")
-    print(format_info(lake_info(connect(lake), lake), dt.datetime.now(dt.UTC)))
+    listed = list_tables(lake)
+    print(format_info(lake_info(connect(lake, listed=listed), lake, listed), dt.datetime.now(dt.UTC)))
     return 0
 
 
@@ -122,7 +130,7 @@ def cmd_shell(args: argparse.Namespace, lake: Path, stdin: TextIO = sys.stdin) -
     interactive = stdin.isatty()
     if interactive:
         import readline  # noqa: F401  (line editing and history for input())
-    con = connect(lake)
+    con = connect(lake, as_of=args.as_of)
     print(f"lake shell over {lake}: views {', '.join(VIEWS)}; .tables, .quit")
     buffer: list[str] = []
     while True:
@@ -148,7 +156,7 @@ def cmd_shell(args: argparse.Namespace, lake: Path, stdin: TextIO = sys.stdin) -
 
 
 def cmd_views(args: argparse.Namespace, lake: Path) -> int:
-    sys.stdout.write(views_sql(lake))
+    sys.stdout.write(views_sql(lake, as_of=args.as_of))
     return 0
 
 
@@ -157,20 +165,27 @@ def _tables(choice: str) -> list[str]:
 
 
 def cmd_compact(args: argparse.Namespace, lake: Path) -> int:
+    with maintenance.exclusive(lake):  # one maintainer at a time (lake.maintenance)
+        return _compact(args, lake)
+
+
+def _compact(args: argparse.Namespace, lake: Path) -> int:
     for table in _tables(args.table):
         r = compact(lake, table, args.before)
-        print(
-            f"{table}: {r.partitions} partitions before {r.cutoff} compacted, "
-            f"{r.files_before:,} files -> {r.partitions}, {r.rows:,} rows, {r.seconds:.1f}s"
-        )
+        print(f"{table}: {r.partitions} partitions before {r.cutoff} optimized, "
+              f"{r.files_before:,} files -> {r.files_after:,}, {r.seconds:.1f}s")  # fmt: skip
     return 0
 
 
 def cmd_vacuum(args: argparse.Namespace, lake: Path) -> int:
+    with maintenance.exclusive(lake):
+        return _vacuum(args, lake)
+
+
+def _vacuum(args: argparse.Namespace, lake: Path) -> int:
     for table in _tables(args.table):
         r = vacuum(lake, table, args.older_than, grace_s=args.grace.total_seconds())
-        print(f"{table}: {r.retired_partitions} partitions retired, {r.deleted_files:,} files deleted "
-              f"({r.deleted_bytes / 1e6:.1f} MB)")  # fmt: skip
+        print(f"{table}: {r.retired_partitions} partitions retired, {r.deleted_files:,} files deleted")
     return 0
 
 
@@ -183,8 +198,9 @@ def cmd_maintain(args: argparse.Namespace, lake: Path) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m lake", description="Query and maintain the Parquet lake.")
-    parser.add_argument("--lake", help="lake folder (default: LAKE_PATH or ./lake)")
+    parser = argparse.ArgumentParser(prog="python -m lake", description="Query and maintain the Delta lake.")
+    parser.add_argument("--lake", help="lake folder (default: LAKE_PATH or ./data/lake)")
+    parser.add_argument("--as-of", help="time travel: an ohlc version number, or an ISO time (every table as of then)")
     sub = parser.add_subparsers(dest="command", required=True)
     sql = sub.add_parser("sql", help="run one SELECT and print or save the result")
     sql.add_argument("query")
@@ -204,11 +220,11 @@ def build_parser() -> argparse.ArgumentParser:
     export.add_argument("--where", help="a SQL condition, e.g. \"symbol = 'BTCUSDT'\"")
     export.set_defaults(run=cmd_export)
     sub.add_parser("views", help="print SQL that creates the views, for `duckdb -init`").set_defaults(run=cmd_views)
-    comp = sub.add_parser("compact", help="rewrite closed partitions into one file each")
+    comp = sub.add_parser("compact", help="OPTIMIZE closed partitions (one file each)")
     comp.add_argument("--table", choices=[*TABLES, "all"], default="ohlc")
     comp.add_argument("--before", type=_date, help="compact dates before this one (default: the watermark's date)")
     comp.set_defaults(run=cmd_compact)
-    vac = sub.add_parser("vacuum", help="drop old partitions and delete files no reader needs")
+    vac = sub.add_parser("vacuum", help="DELETE old partitions, VACUUM files no reader needs")
     vac.add_argument("--table", choices=[*TABLES, "all"], default="all")
     vac.add_argument("--older-than", type=parse_duration, help="retention, e.g. 30d (default: keep all dates)")
     vac.add_argument("--grace", type=parse_duration, default=dt.timedelta(seconds=DEFAULT_GRACE_S))
@@ -233,3 +249,9 @@ def main(argv: list[str] | None = None) -> int:
     except duckdb.Error as exc:
         print(f"lake: {str(exc).splitlines()[0]}", file=sys.stderr)
         return 1
+    except maintenance.Busy as exc:
+        print(f"lake: {exc}: another maintainer is at work; try again when it is done", file=sys.stderr)
+        return 1
+    except OldLakeFormat as exc:
+        print(f"lake: {exc}", file=sys.stderr)
+        return 2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import duckdb
 
-from lake.manifest import live_files, read_manifest
+from lake.reader import Listing, list_tables
 from lake.tables import TABLES
 
 
@@ -17,7 +17,7 @@ class TableInfo:
     table: str
     files: int
     bytes: int
-    compacted_partitions: int
+    version: int | None  # the Delta table's version (None: no table yet)
     rows: int
     symbols: int | None
     exchanges: int | None
@@ -29,8 +29,8 @@ class TableInfo:
         return None if self.last is None else (now - self.last).total_seconds()
 
 
-def table_info(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> TableInfo:
-    files = live_files(lake / table)
+def table_info(con: duckdb.DuckDBPyConnection, listed: Listing, table: str) -> TableInfo:
+    snapshot = listed[table]
     spec = TABLES[table]
     columns = {c.name for c in spec.columns}
     symbols = "count(DISTINCT symbol)" if "symbol" in columns else "NULL"
@@ -41,9 +41,9 @@ def table_info(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> TableI
     ).fetchall()[0]
     return TableInfo(
         table=table,
-        files=len(files),
-        bytes=sum(f.stat().st_size for f in files if f.exists()),
-        compacted_partitions=len(read_manifest(lake / table).partitions),
+        files=len(snapshot.files),
+        bytes=snapshot.bytes,
+        version=snapshot.version,
         rows=int(rows),
         symbols=n_sym,
         exchanges=n_ex,
@@ -52,8 +52,10 @@ def table_info(con: duckdb.DuckDBPyConnection, lake: Path, table: str) -> TableI
     )
 
 
-def lake_info(con: duckdb.DuckDBPyConnection, lake: Path) -> list[TableInfo]:
-    return [table_info(con, lake, table) for table in TABLES]
+def lake_info(con: duckdb.DuckDBPyConnection, lake: Path, listed: Listing | None = None) -> list[TableInfo]:
+    """`con`: a `lake.connect` over `listed` (the same snapshot; taken here when not given)."""
+    listed = listed if listed is not None else list_tables(lake)
+    return [table_info(con, listed, table) for table in TABLES]
 
 
 def _span(i: TableInfo) -> str:
@@ -67,12 +69,13 @@ def _count(value: int | None) -> str:
 
 
 def format_info(infos: list[TableInfo], now: dt.datetime) -> str:
-    lines = [f"{'table':<12} {'files':>7} {'MB':>9} {'compacted':>9} {'rows':>12} {'symbols':>7} {'exch':>4}  range"]
+    lines = [f"{'table':<12} {'files':>7} {'MB':>9} {'version':>9} {'rows':>12} {'symbols':>7} {'exch':>4}  range"]
     for i in infos:
         age = i.age_s(now)
         fresh = "" if age is None else f"  (newest {age:,.0f} s ago)"
+        version = "-" if i.version is None else f"{i.version:,}"
         lines.append(
-            f"{i.table:<12} {i.files:>7,} {i.bytes / 1e6:>9.2f} {i.compacted_partitions:>9,} {i.rows:>12,} "
+            f"{i.table:<12} {i.files:>7,} {i.bytes / 1e6:>9.2f} {version:>9} {i.rows:>12,} "
             f"{_count(i.symbols):>7} {_count(i.exchanges):>4}  {_span(i)}{fresh}"
         )
     return "\n".join(lines)

@@ -1,25 +1,31 @@
-"""DuckDB over the lake: one view per table, built from committed files only.
+"""DuckDB over the lake: one view per table, over the files of one Delta version.
 
-`connect()` reads each table's file list from the Spark sink's log and the compaction
-manifest (`lake.manifest.live_files`), never by globbing, so files of a batch that crashed
-before its commit are not read, and a compacted partition is read once. Views are typed by
-`lake.schema`; the Hive partition columns (`symbol`, `date`) are pruned by filters.
+`connect()` takes each table's current files from its Delta log (`lake.delta`), never by
+globbing, so files of a batch that crashed before its commit, and files a compaction replaced,
+are not read. Views are typed by `lake.schema`. Filters on the partition columns (`symbol`,
+`date`) prune files before any is opened, and DuckDB prunes row groups by their min/max
+statistics; `latest_bars` picks its files by the log's per-file statistics.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import re
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
+import pyarrow.compute
 
+from lake import delta
 from lake.macros import MACROS
-from lake.manifest import COMPACTED_DIR, MANIFEST_DIR, Manifest, live_paths, live_paths_and_manifest, partition_of
 from lake.sandbox import lock_down
 from lake.schema import LATE, PROGRESS, Column, duckdb_type
 from lake.settings import Settings
-from lake.tables import PARAMETERS_DIR, TABLES, VIEWS
+from lake.tables import TABLES, VIEWS
 
 __all__ = ["VIEWS", "connect", "views_sql"]
 
@@ -54,11 +60,9 @@ def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] |
     return f"SELECT {cols} FROM ({empty} UNION ALL BY NAME SELECT * FROM {scan}, union_by_name = true))"
 
 
-def view_sql(
-    table: str, table_dir: Path, columns: tuple[Column, ...] | None = None, files: list[str] | None = None
-) -> str:
-    """CREATE VIEW text for one table over its live files (`files`, if already listed)."""
-    select = select_files_sql(table, live_paths(table_dir) if files is None else files, columns)
+def view_sql(table: str, columns: tuple[Column, ...], files: list[str]) -> str:
+    """CREATE VIEW text for one table over the files of its Delta snapshot."""
+    select = select_files_sql(table, files, columns)
     rule = TABLES[table].newest_per_key  # append-only tables where a newer row supersedes
     if rule:
         select = f"SELECT * FROM ({select}) QUALIFY row_number() OVER ({rule}) = 1"
@@ -77,36 +81,48 @@ def files_by_partition(files: list[str]) -> dict[tuple[str, str], tuple[str, ...
     return {key: tuple(sorted(v)) for key, v in out.items()}
 
 
-def newest_partition_files(files: list[str]) -> list[str]:
-    """The files of each symbol's newest date partition (from the paths alone)."""
-    newest: dict[str, str] = {}
-    for f in files:
-        if m := _SYMBOL_DATE.search(f):
-            newest[m[1]] = max(newest.get(m[1], ""), m[2])
-    return [f for f in files if (m := _SYMBOL_DATE.search(f)) and newest[m[1]] == m[2]]
+def newest_bar_files(snapshot: TableSnapshot) -> list[str]:
+    """The files that hold each (exchange, symbol)'s newest bar, chosen by the Delta log's stats.
 
-
-def latest_bars_sql(ohlc_dir: Path, files: list[str] | None = None, manifest: Manifest | None = None) -> str:
-    """View `latest_bars`: each symbol's newest bar per exchange, reading only newest partitions.
-
-    A symbol's newest bar is in its newest date partition, so the view opens those files
-    only; of a compacted partition, not its compacted files but the small file compaction
-    keeps with each exchange's newest row of them (`newest` in the manifest), plus the files
-    written since. An exchange that did not trade the symbol on that date is not listed.
+    A symbol's newest bar is in its newest date partition. There, files are taken newest first
+    (by their max(window_start)); a file that holds one exchange only (min = max of `exchange`)
+    is skipped once a newer file of that exchange was taken, as it cannot hold that exchange's
+    newest bar. A file without stats, or with several exchanges, is always taken. So the view
+    reads one file per exchange and symbol in the usual case, and is exact in every case.
     """
-    if files is None or manifest is None:
-        files, manifest = live_paths_and_manifest(ohlc_dir)
-    prefix = str(ohlc_dir).rstrip("/") + "/"
-    chosen = []
-    for path in newest_partition_files(files):
-        relative = path.removeprefix(prefix)
-        compacted = relative.startswith(COMPACTED_DIR + "/")
-        entry = manifest.partitions.get(partition_of(relative.removeprefix(COMPACTED_DIR + "/"))) if compacted else None
-        if entry is None or not entry.newest:
-            chosen.append(path)
-        elif relative == entry.files[0]:  # the partition's compacted files: their summary instead
-            chosen.append(prefix + entry.newest)
-    newest = select_files_sql("ohlc", chosen)
+    actions = snapshot.actions
+    if actions is None or actions.num_rows == 0:
+        return []
+    names = actions.column_names
+    paths = actions.column("path").to_pylist()
+    symbols = actions.column("partition.symbol").to_pylist()
+    dates = [str(d) for d in actions.column("partition.date").to_pylist()]
+    have_stats = {"min.exchange", "max.exchange", "max.window_start"} <= set(names)
+    lows = actions.column("min.exchange").to_pylist() if have_stats else [None] * len(paths)
+    highs = actions.column("max.exchange").to_pylist() if have_stats else [None] * len(paths)
+    ends = actions.column("max.window_start").to_pylist() if have_stats else [None] * len(paths)
+    newest: dict[str, str] = {}
+    for symbol, day in zip(symbols, dates, strict=True):
+        newest[symbol] = max(newest.get(symbol, ""), day)
+    candidates = [i for i, (s, d) in enumerate(zip(symbols, dates, strict=True)) if newest[s] == d]
+    # Newest first; files without stats first (they are taken anyway).
+    with_stats = sorted((i for i in candidates if ends[i] is not None), key=lambda i: ends[i] or 0, reverse=True)
+    ordered = [i for i in candidates if ends[i] is None] + with_stats
+    taken, settled = [], set()
+    for i in ordered:
+        single = lows[i] is not None and lows[i] == highs[i]
+        if single and (symbols[i], lows[i]) in settled:
+            continue
+        taken.append(paths[i])
+        if single:
+            settled.add((symbols[i], lows[i]))
+    return taken
+
+
+def latest_bars_sql(snapshot: TableSnapshot) -> str:
+    """View `latest_bars`: each symbol's newest bar per exchange (`newest_bar_files`). An exchange
+    that did not trade the symbol on its newest date is not listed."""
+    newest = select_files_sql("ohlc", newest_bar_files(snapshot))
     return (
         f"CREATE OR REPLACE VIEW latest_bars AS SELECT * FROM ({newest}) "
         "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1"
@@ -142,22 +158,91 @@ LATE_VIEW_SQL = (
 )
 
 
-Listing = dict[str, tuple[list[str], Manifest]]  # table -> its committed files and the manifest read with them
+@dataclass(frozen=True)
+class TableSnapshot:
+    """One table as a reader sees it: the files of one Delta version, with their stats."""
+
+    table: str
+    version: int | None  # None: the table does not exist (yet)
+    columns: tuple[Column, ...]  # the view's columns (volatility's follow the table's schema)
+    files: list[str]  # local paths of the version's data files
+    actions: pa.Table | None = None  # the add actions (partition values, stats); None without a table
+
+    @property
+    def bytes(self) -> int:
+        return 0 if self.actions is None else int(pa.compute.sum(self.actions.column("size_bytes")).as_py() or 0)
 
 
-def list_tables(lake: Path) -> Listing:
-    """Every table's committed files (`lake.manifest.live_paths_and_manifest`)."""
-    return {table: live_paths_and_manifest(lake / table) for table in TABLES}
+Listing = dict[str, TableSnapshot]  # table -> its snapshot
+AsOf = int | str | dt.datetime | None
+
+
+def _as_of_time(lake: Path, as_of: AsOf) -> dt.datetime | None:
+    """`as_of` as a time: a timestamp as given; a version number as the time of that ohlc version."""
+    if as_of is None:
+        return None
+    if isinstance(as_of, dt.datetime):
+        return as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
+    if isinstance(as_of, str) and not as_of.isdigit():
+        return _as_of_time(lake, dt.datetime.fromisoformat(as_of))
+    table = delta.open_table(lake, "ohlc")
+    if table is None:
+        raise ValueError(f"{lake} has no ohlc table to travel back in")
+    version = int(as_of)
+    for entry in table.history():
+        if int(entry["version"]) == version:
+            return dt.datetime.fromtimestamp(int(entry["timestamp"]) / 1000, dt.UTC)
+    raise ValueError(f"ohlc has no version {version} in its log (versions older than LAKE_LOG_RETENTION are gone)")
+
+
+def snapshot_table(lake: Path, name: str, as_of: AsOf = None, *, ohlc_version: int | None = None) -> TableSnapshot:
+    """A table's files at its newest version, or as of a time (`as_of`)."""
+    spec = TABLES[name]
+    table = delta.open_table(lake, name)
+    if table is not None and ohlc_version is not None:
+        table.load_as_version(ohlc_version)
+    elif table is not None and isinstance(as_of, dt.datetime):
+        try:
+            table.load_as_version(as_of)
+        except Exception:  # the table was created after that time: empty then
+            table = None
+    if table is None:
+        return TableSnapshot(name, None, spec.columns_in(lake), [])
+    columns = spec.columns
+    if spec.varying_columns:
+        present = set(delta.table_columns(table))
+        windows = tuple(sorted(int(c.removeprefix("volatility_").removesuffix("s")) for c in present
+                               if c.startswith("volatility_")))  # fmt: skip
+        columns = spec.columns_for(windows or ())
+    actions = delta.add_actions(table)
+    return TableSnapshot(name, table.version(), columns, actions.column("path").to_pylist(), actions)
+
+
+def _version_number(as_of: AsOf) -> int | None:
+    if isinstance(as_of, int):
+        return as_of
+    return int(as_of) if isinstance(as_of, str) and as_of.isdigit() else None
+
+
+def list_tables(lake: Path, as_of: AsOf = None) -> Listing:
+    """Every table's snapshot: the newest versions, or as of a version or time (see `connect`)."""
+    delta.refuse_old_format(lake)
+    version, when = _version_number(as_of), _as_of_time(lake, as_of)
+    # Side by side: opening a table is mostly delta-rs listing and reading its log, outside the GIL.
+    with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="lake-open") as pool:
+        futures = {
+            name: pool.submit(snapshot_table, lake, name, when, ohlc_version=version if name == "ohlc" else None)
+            for name in TABLES
+        }
+        return {name: future.result() for name, future in futures.items()}
 
 
 def change_marker(lake: str | Path) -> tuple[tuple[str, int], ...]:
     """What changes whenever a reader's snapshot would: the modification times of each table's
-    commit log and manifest folders, the table records and the progress files. Cheap (a few
-    dozen stat calls), so a long-lived reader can skip `connect` while the lake is unchanged."""
+    Delta log folder and the progress files. Cheap (a few dozen stat calls), so a long-lived
+    reader can skip `connect` while the lake is unchanged."""
     root = Path(lake)
-    folders = [root / PARAMETERS_DIR, root / "_progress"]
-    for table in TABLES:
-        folders += [root / table / "_spark_metadata", root / table / COMPACTED_DIR / MANIFEST_DIR]
+    folders = [root / "_progress"] + [root / table / delta.LOG_DIR for table in TABLES]
     out = []
     for folder in folders:
         with contextlib.suppress(OSError):
@@ -169,27 +254,32 @@ def change_marker(lake: str | Path) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-def views_sql(path: str | Path | None = None, settings: Settings | None = None, listed: Listing | None = None) -> str:
+def views_sql(
+    path: str | Path | None = None, settings: Settings | None = None, listed: Listing | None = None, as_of: AsOf = None
+) -> str:
     """The SQL that creates every view and macro: for the stock DuckDB CLI (`duckdb -init`).
 
-    `listed`: the tables' files as `list_tables` found them (listed here when not given).
+    `listed`: the tables' snapshots as `list_tables` took them (taken here when not given).
     """
     settings = settings or Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
+    listed = listed if listed is not None else list_tables(lake, as_of)
     statements = ["SET TimeZone = 'UTC'"]
     # The macros are created over empty placeholder views: creating one binds the views it
     # names, which over a long file list costs as much as a query.
-    columns = {table: spec.columns_in(lake) for table, spec in TABLES.items()}  # as recorded with each table
-    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(columns[t])}" for t in TABLES]
+    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(listed[t].columns)}" for t in TABLES]
     statements += [m.strip() for m in MACROS]
-    listed = listed if listed is not None else list_tables(lake)
-    statements += [view_sql(table, lake / table, columns[table], listed[table][0]) for table in TABLES]
-    statements += [latest_bars_sql(lake / "ohlc", *listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
+    statements += [view_sql(t, listed[t].columns, listed[t].files) for t in TABLES]
+    statements += [latest_bars_sql(listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
     return ";\n".join(statements) + ";\n"
 
 
 def connect(
-    path: str | Path | None = None, read_only: bool = True, listed: Listing | None = None, threads: int | None = None
+    path: str | Path | None = None,
+    read_only: bool = True,
+    listed: Listing | None = None,
+    threads: int | None = None,
+    as_of: AsOf = None,
 ) -> duckdb.DuckDBPyConnection:
     """An in-memory DuckDB connection with views ohlc, volatility, rejects, feed_events, late, progress.
 
@@ -202,12 +292,15 @@ def connect(
     `lake.sandbox.run_query`. `read_only=False` leaves DuckDB as it is, e.g. to COPY a
     query's result to a file. `listed`: the files to show, as `list_tables` found them.
     `threads`: DuckDB's threads per query (a server running many queries at once wants 1).
+    `as_of`: time travel. A version number is a version of `ohlc`; the other tables are read as
+    of that version's commit time. A timestamp (datetime or ISO text) reads every table as of then.
+    Versions are kept for LAKE_LOG_RETENTION, their files for LAKE_GRACE.
     """
     settings = Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
     con = duckdb.connect(":memory:")
     try:
-        con.execute(views_sql(lake, settings, listed))
+        con.execute(views_sql(lake, settings, listed, as_of))
         if threads is not None:
             con.execute("SET threads = ?", [threads])
         if read_only:

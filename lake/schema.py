@@ -189,7 +189,7 @@ def volatility_columns(windows_s: tuple[int, ...]) -> tuple[Column, ...]:
         per_window += [
             Column(f"volatility_{w}s", "double", True, f"sample stdev (ddof 1) of log returns in (t-{w}s, t]"),
             Column(f"realized_vol_{w}s", "double", True, "sqrt(sum r^2) over the same bars"),
-            Column(f"returns_{w}s", "int64", False, "log returns in the window"),
+            Column(f"returns_{w}s", "int64", True, "log returns in the window (null in rows written without it)"),
         ]
     return (
         Column("exchange", "string", False),

@@ -57,15 +57,20 @@ class KafkaSettings(_Group):
 
 
 class LakeSettings(_Group):
-    path: str = "lake"  # a local path or any Hadoop URI (s3a://...)
+    path: str = "data/lake"  # a local folder of Delta tables, one per table (`lake.delta`)
     # Maintenance (`python -m lake maintain`): keep partitions this long (e.g. "30d"; empty: keep
-    # everything), delete replaced files once no reader can hold them (grace), and how often
-    # `make live` runs it.
+    # everything), delete replaced files once no reader can hold them (grace: also each table's
+    # delta.deletedFileRetentionDuration), and how often `make live` runs it.
     retention: str = ""
     maintain_every: str = "30s"
     grace: str = "1h"
+    # The Delta log (README, "The lake is Delta Lake"): a checkpoint every N commits, and commits
+    # older than log_retention deleted at each checkpoint (delta.logRetentionDuration). A 1 s
+    # trigger makes ~3,600 commits an hour per table; opening a table lists its whole log.
+    checkpoint_interval: int = Field(default=10, ge=2)
+    log_retention: str = "1h"
 
-    @field_validator("retention", "maintain_every", "grace")
+    @field_validator("retention", "maintain_every", "grace", "log_retention")
     @classmethod
     def _duration(cls, value: str) -> str:
         if value:
@@ -74,7 +79,7 @@ class LakeSettings(_Group):
 
 
 class CheckpointSettings(_Group):
-    path: str = "checkpoints"  # Spark checkpoints: a local path or any Hadoop URI
+    path: str = "data/checkpoints"  # Spark checkpoints: a local path or any Hadoop URI
 
 
 class StreamSettings(_Group):

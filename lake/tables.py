@@ -7,14 +7,13 @@ sinks, the reader's views, `python -m lake info`, compaction, maintenance, the C
 the dashboard and the models iterate over `TABLES`; adding a table is one entry here, plus the
 code that writes it.
 
-Parameters a table was written with (volatility's windows) are recorded in the lake, in
-`_tables/<table>.json`, by the writer; readers take them from there, not from their own settings.
+Parameters a table was written with (volatility's windows) are recorded in the lake, as the
+columns of its Delta schema; readers take them from there, not from their own settings.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,8 +27,6 @@ from lake.schema import (
     Column,
     volatility_columns,
 )
-
-PARAMETERS_DIR = "_tables"
 
 
 @dataclass(frozen=True)
@@ -110,29 +107,30 @@ def volatility_column(kind: str, window_s: int) -> str:
     return f"{kind}_{window_s}s"
 
 
-def _parameters_path(lake: str | Path, name: str) -> Path:
-    return Path(lake) / PARAMETERS_DIR / f"{name}.json"
+_WINDOW_COLUMN = re.compile(r"volatility_(\d+)s")
 
 
 def recorded_windows(lake: str | Path, name: str = "volatility") -> tuple[int, ...]:
-    """Every window the table's files were written with; the default ones for a lake without a record."""
-    path = _parameters_path(lake, name)
-    if not path.is_file():
+    """Every window the table holds columns for (read from its Delta schema); the default ones
+    for a lake without the table."""
+    from lake.delta import open_table, table_columns  # lake.delta builds on this module
+
+    table = open_table(lake, name)
+    if table is None:
         return DEFAULT_VOLATILITY_WINDOWS_S
-    windows = json.loads(path.read_text())["windows_s"]
-    return tuple(sorted(int(w) for w in windows))
+    windows = [int(m[1]) for c in table_columns(table) if (m := _WINDOW_COLUMN.fullmatch(c))]
+    return tuple(sorted(windows)) or DEFAULT_VOLATILITY_WINDOWS_S
 
 
 def record_windows(lake: str | Path, windows_s: tuple[int, ...], name: str = "volatility") -> tuple[int, ...]:
-    """Record that the table is written with `windows_s` (kept with every window recorded before,
-    so the views still show older files' columns); returns what is recorded now."""
-    path = _parameters_path(lake, name)
-    known = recorded_windows(lake, name) if path.is_file() else ()
-    merged = tuple(sorted(set(known) | set(windows_s)))
-    if merged == known:
-        return merged
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"windows_s": list(merged)}) + "\n")
-    tmp.replace(path)
-    return merged
+    """Give the table columns for `windows_s` (creating it if needed; columns of windows recorded
+    before are kept, so older files still show theirs); returns every window it holds now."""
+    from lake.delta import add_missing_columns, create_table, open_table
+
+    spec = TABLES[name]
+    table = open_table(lake, name)
+    if table is None:
+        create_table(lake, name, spec.columns_for(tuple(sorted(set(windows_s)))))
+    else:
+        add_missing_columns(table, spec.columns_for(tuple(sorted(set(recorded_windows(lake, name)) | set(windows_s)))))
+    return recorded_windows(lake, name)

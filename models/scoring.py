@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lake import writer
+from lake import delta
 from lake.reader import connect
 from lake.schema import PREDICTIONS
 from lake.settings import MlflowSettings, Settings
@@ -81,5 +81,5 @@ def score(
         "scored_at": pa.array([now] * len(X), pa.timestamp("us", tz="UTC")),
         "date": pa.array([t.date() for t in times], pa.date32()),
     })  # fmt: skip
-    writer.append(lake, "predictions", table, PREDICTIONS)
+    delta.append_rows(lake, "predictions", table, PREDICTIONS)
     return len(X)

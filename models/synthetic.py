@@ -3,7 +3,7 @@
 `garch` gives volatility clustering (GARCH(1,1) step returns); `random_walk` gives i.i.d.
 returns of constant volatility. Bars go to lake/ohlc and their volatility (same definitions
 as the job: log return to the previous bar, sample std and sqrt(sum r^2) over (t - W, t]) to
-lake/volatility through `lake.writer` (the sink's commit protocol).
+lake/volatility as Delta commits (`lake.delta`), as the job's sink makes them.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from lake import writer
+from lake import delta
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, VOLATILITY, Column, to_arrow
 from lake.tables import record_windows
 
@@ -69,7 +69,7 @@ def volatility(b: pd.DataFrame, windows: tuple[int, ...] = (60, 300)) -> pd.Data
 
 
 def write_table(lake: Path, table: str, frame: pd.DataFrame, columns: tuple[Column, ...]) -> int:
-    """Append `frame` as one committed batch (lake.writer), typed by `columns`."""
+    """Append `frame` as one Delta commit (`lake.delta`), typed by `columns`; returns rows written."""
     arrays = {}
     for c in columns:
         values = frame[c.name]
@@ -79,7 +79,7 @@ def write_table(lake: Path, table: str, frame: pd.DataFrame, columns: tuple[Colu
                 None if pd.isna(v) else Decimal(repr(float(v))).quantize(Decimal(1).scaleb(-scale)) for v in values
             ]
         arrays[c.name] = pa.array(values, type=to_arrow((c,)).field(0).type, from_pandas=True)
-    return writer.append(lake, table, pa.table(arrays), columns)
+    return delta.append_rows(lake, table, pa.table(arrays), columns)
 
 
 def write_lake(lake: Path, symbol: str, kind: str, hours: float, seed: int = 7) -> pd.DataFrame:

@@ -1,9 +1,8 @@
-"""Lakes laid out as the stream job's file sink writes them, without Spark, for lake tests."""
+"""Lakes laid out as the stream job's sink commits them (Delta tables, one commit per batch), without Spark."""
 
 from __future__ import annotations
 
 import datetime as dt
-import json
 import uuid
 from decimal import Decimal
 from pathlib import Path
@@ -11,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from lake import delta
 from lake.schema import OHLC, Column, to_arrow
 from lake.tables import TABLES
-from lake.writer import log_entry
 
 
 def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.0) -> list[dict[str, object]]:
@@ -32,16 +31,30 @@ def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.
 
 
 class SinkLake:
-    """Writes one file per partition per batch and the `_spark_metadata` log, like Spark's file sink."""
+    """Commits one batch of rows per call, as the job's sink does (`lake.delta.append` with an app transaction)."""
+
+    APP = "tests-sink"
 
     def __init__(self, lake: Path, table: str = "ohlc", columns: tuple[Column, ...] = OHLC) -> None:
+        self.lake = lake
+        self.table = table
         self.table_dir = lake / table
         self.partitions = TABLES[table].partition_by
         self.columns = columns
         self.batch = 0
-        self.entries: list[dict[str, object]] = []
 
     def write_batch(self, rows: list[dict[str, object]], *, commit: bool = True) -> list[Path]:
+        """Commit `rows` as the next batch; returns the files it added. With `commit=False`, write
+        the files only, as a batch killed before its commit leaves them (no log entry)."""
+        if not commit:
+            return self._orphans(rows)
+        table = delta.ensure_table(self.lake, self.table, self.columns)
+        before = set(table.file_uris())
+        delta.append(table, pa.Table.from_pylist(rows, schema=to_arrow(self.columns)), txn=(self.APP, self.batch))
+        self.batch += 1
+        return [Path(f) for f in table.file_uris() if f not in before]
+
+    def _orphans(self, rows: list[dict[str, object]]) -> list[Path]:
         schema = to_arrow(tuple(c for c in self.columns if c.name not in self.partitions))
         by_partition: dict[tuple[object, ...], list[dict[str, object]]] = {}
         for row in rows:
@@ -50,20 +63,7 @@ class SinkLake:
         for values, part in sorted(by_partition.items(), key=repr):
             folder = self.table_dir.joinpath(*(f"{p}={v}" for p, v in zip(self.partitions, values, strict=True)))
             folder.mkdir(parents=True, exist_ok=True)
-            path = folder / f"part-00000-{uuid.uuid4()}.c000.snappy.parquet"
+            path = folder / f"part-00000-{uuid.uuid4()}-c000.zstd.parquet"
             pq.write_table(pa.Table.from_pylist(part, schema=schema), path)
             written.append(path)
-        if commit:
-            self._log([*written])
         return written
-
-    def _log(self, files: list[Path]) -> None:
-        log_dir = self.table_dir / "_spark_metadata"
-        log_dir.mkdir(parents=True, exist_ok=True)
-        new = [log_entry(f, modification_ms=0) for f in files]
-        self.entries += new
-        compact = self.batch % 10 == 9
-        name = f"{self.batch}.compact" if compact else str(self.batch)
-        lines = ["v1", *(json.dumps(e) for e in (self.entries if compact else new))]
-        (log_dir / name).write_text("\n".join(lines) + "\n")
-        self.batch += 1

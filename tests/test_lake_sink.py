@@ -14,8 +14,7 @@ import jobs.lake_sink as lake_sink
 import lake
 from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink
-from lake import writer
-from lake.commit_log import LOG_DIR, committed_files
+from lake import delta
 from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
 
 BARS_TABLES = {"ohlc": OHLC}  # a sink of the bars alone, with volatility
@@ -100,44 +99,65 @@ def test_a_crash_between_tables_then_a_rerun_equals_an_uninterrupted_run(
     sink = _sink(crashed_root)
     for n, batch in enumerate(batches[:3]):
         sink.write(batch, n)
-    real_write_batch = writer.write_batch
+    real_append = delta.append
 
-    def crash_on_volatility(lake_dir: Path, table: str, *args: Any, **kwargs: Any) -> bool:
-        if table == "volatility":
-            raise KeyboardInterrupt("killed after ohlc was committed")
-        return real_write_batch(lake_dir, table, *args, **kwargs)
+    def crash_on_ohlc(table: Any, *args: Any, **kwargs: Any) -> bool:
+        if table.metadata().name == "ohlc":  # committed last in a batch
+            raise KeyboardInterrupt("killed after volatility was committed")
+        return real_append(table, *args, **kwargs)
 
-    monkeypatch.setattr(writer, "write_batch", crash_on_volatility)
+    monkeypatch.setattr(delta, "append", crash_on_ohlc)
     with pytest.raises(KeyboardInterrupt):
         sink.write(batches[3], 3)
-    monkeypatch.setattr(writer, "write_batch", real_write_batch)
+    monkeypatch.setattr(delta, "append", real_append)
     assert not (crashed_root / "checkpoint" / "lake_sink" / "state" / "3.json").exists()
 
     restarted = _sink(crashed_root)
-    assert restarted.write(batches[3], 3) == {"volatility": 4}  # ohlc of batch 3 was already committed
+    assert restarted.write(batches[3], 3) == {"ohlc": 4}  # volatility of batch 3 was already committed
     for n, batch in enumerate(batches[4:], start=4):
         restarted.write(batch, n)
     assert _snapshot(crashed_root / "lake") == _snapshot(tmp_path / "clean" / "lake")
 
 
-def test_the_log_is_compacted_every_tenth_batch_and_lists_every_file(tmp_path: Path) -> None:
+def test_each_batch_is_one_commit_per_table_with_the_batch_as_its_transaction(tmp_path: Path) -> None:
     sink = _sink(tmp_path)
     for n, batch in enumerate(_batches(25)):
         sink.write(batch, n)
-    log_dir = tmp_path / "lake" / "ohlc" / LOG_DIR
-    names = {p.name for p in log_dir.iterdir()}
-    assert {"9.compact", "19.compact", "24"} <= names and "19" not in names
-    files = committed_files(tmp_path / "lake" / "ohlc")
-    assert len(files) == 25 * 2 and all(f.exists() for f in files)  # one file per symbol per batch
+    for name in ("ohlc", "volatility"):
+        table = delta.open_table(tmp_path / "lake", name)
+        assert table is not None
+        assert table.transaction_version(sink.app_id) == 24
+        writes = [h for h in table.history() if h["operation"] == "WRITE"]
+        assert len(writes) == 25  # one commit per batch
+        assert len(table.file_uris()) == 25 * 2  # one file per symbol per batch
+    # delta-rs checkpoints the log every delta.checkpointInterval (10) commits
+    log_dir = tmp_path / "lake" / "ohlc" / delta.LOG_DIR
+    assert any(p.name.endswith(".checkpoint.parquet") for p in log_dir.iterdir())
     assert lake.connect(tmp_path / "lake").sql("SELECT count(*) FROM ohlc").fetchall() == [(100,)]
 
 
-def test_a_checkpoint_that_starts_on_a_lake_with_batches_appends_after_them(tmp_path: Path) -> None:
+def test_time_travel_the_version_before_a_batch_equals_the_lake_before_it(tmp_path: Path) -> None:
+    sink, lake_dir = _sink(tmp_path), tmp_path / "lake"
+    before: list[tuple[int, dict[str, list[tuple[Any, ...]]]]] = []
+    for n, batch in enumerate(_batches(6)):
+        table = delta.open_table(lake_dir, "ohlc")
+        if table is not None:
+            before.append((table.version(), _snapshot(lake_dir)))
+        sink.write(batch, n)
+    assert len(before) == 5
+    for version, snapshot in before:
+        con = lake.connect(lake_dir, as_of=version)
+        assert {t: sorted(con.sql(f"SELECT * FROM {t}").fetchall(), key=repr) for t in snapshot} == snapshot
+    assert _snapshot(lake_dir) != before[-1][1]
+
+
+def test_a_new_checkpoint_on_a_lake_with_batches_is_a_new_app_and_appends_after_them(tmp_path: Path) -> None:
     lake_dir = tmp_path / "lake"
-    writer.append(lake_dir, "ohlc", pa.Table.from_pylist([_bar("BTCUSDT", 100, "1")], schema=to_arrow(OHLC)), OHLC)
+    delta.append_rows(lake_dir, "ohlc", pa.Table.from_pylist([_bar("BTCUSDT", 100, "1")], schema=to_arrow(OHLC)), OHLC)
     sink = _sink(tmp_path)
-    assert sink.bases["ohlc"] == 1 and sink.bases["volatility"] == 0
     sink.write(_batches(1)[0], 0)
+    other = LakeSink(lake_dir, tmp_path / "checkpoint-2", BARS_TABLES, WINDOWS, DELAY_MS)
+    assert other.app_id != sink.app_id and _sink(tmp_path).app_id == sink.app_id  # kept in the checkpoint
     assert lake.connect(lake_dir).sql("SELECT count(*) FROM ohlc").fetchall() == [(5,)]
 
 
@@ -150,8 +170,9 @@ def test_side_tables_and_empty_batches(tmp_path: Path) -> None:
         "feed_events", pa.nulls(1, pa.struct(list(to_arrow(SIDE_TABLES["feed_events"]))))
     )
     sink = LakeSink(tmp_path / "lake", tmp_path / "checkpoint", SIDE_TABLES)
-    assert sink.write(batch, 0) == {"rejects": 1, "feed_events": 0}
-    assert sink.write(batch.slice(0, 0), 1) == {"rejects": 0, "feed_events": 0}
+    assert sink.write(batch, 0) == {"rejects": 1}  # a table without rows in the batch gets no commit
+    assert sink.write(batch.slice(0, 0), 1) == {}
+    assert not delta.is_table(tmp_path / "lake", "feed_events")
     rows = lake.connect(tmp_path / "lake").sql("SELECT reason, kafka_offset FROM rejects").fetchall()
     assert rows == [("malformed_json", 7)]
     with pytest.raises(ValueError, match="no column 'volatility'"):

@@ -34,7 +34,6 @@ def test_every_table_and_progress_has_a_view_on_an_empty_lake(tmp_path: Path) ->
 def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) -> None:
     import datetime as dt
 
-    from lake.manifest import live_files
     from tests.lake_builder import SinkLake, ohlc_rows
 
     sink = SinkLake(tmp_path / "lake")
@@ -48,11 +47,37 @@ def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) ->
     ).fetchall()
     latest = con.sql("SELECT exchange, symbol, window_start, close FROM latest_bars ORDER BY symbol").fetchall()
     assert latest == naive and len(latest) == 2
-    # Older partitions are not opened: corrupt AAAUSD's day 1.
-    for f in live_files(sink.table_dir):
-        if "symbol=AAAUSD/date=2026-01-01" in str(f):
-            f.write_bytes(b"not parquet")
-    assert lake.connect(tmp_path / "lake").sql("SELECT count(*) FROM latest_bars").fetchall() == [(2,)]
+    # Older partitions are not read: the view's files are the newest partitions' only.
+    from lake.reader import newest_bar_files, snapshot_table
+
+    chosen = newest_bar_files(snapshot_table(tmp_path / "lake", "ohlc"))
+    assert sorted(Path(f).parent.name + "/" + Path(f).parent.parent.name for f in chosen) == [
+        "date=2026-01-01/symbol=BBBUSD",
+        "date=2026-01-02/symbol=AAAUSD",
+    ]
+    # Within the newest partition, the log's stats choose the newest file of each exchange.
+    later = start + dt.timedelta(seconds=120)
+    newer = sink.write_batch(ohlc_rows("AAAUSD", later, 5, price=200.0))
+    chosen = newest_bar_files(snapshot_table(tmp_path / "lake", "ohlc"))
+    assert [f for f in chosen if "AAAUSD" in f] == [str(newer[0])]
+    latest = lake.connect(tmp_path / "lake").sql("SELECT symbol, window_start FROM latest_bars ORDER BY 1").fetchall()
+    assert latest[0] == ("AAAUSD", later + dt.timedelta(seconds=4))
+
+
+def test_latest_bars_with_two_exchanges_in_a_file_reads_every_file_it_may_need(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from tests.lake_builder import SinkLake, ohlc_rows
+
+    sink = SinkLake(tmp_path / "lake")
+    start = dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
+    old = ohlc_rows("BTCUSD", start, 10)
+    for row in old[5:]:
+        row["exchange"] = "coinbase"  # one file with two exchanges, coinbase's newest bar at :09
+    sink.write_batch(old)
+    sink.write_batch(ohlc_rows("BTCUSD", start + dt.timedelta(seconds=20), 3))  # binance only, newer
+    got = lake.connect(tmp_path / "lake").sql("SELECT exchange, window_start FROM latest_bars ORDER BY 1").fetchall()
+    assert got == [("binance", start + dt.timedelta(seconds=22)), ("coinbase", start + dt.timedelta(seconds=9))]
 
 
 def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:

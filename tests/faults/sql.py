@@ -50,7 +50,11 @@ def plant_canaries(lake_dir: Path) -> list[str]:
 
 def statements(lake_dir: Path, paths: list[str], n: int, seed: int = 7) -> list[str]:
     rng = random.Random(seed)
-    inside = [f"{lake_dir}/ohlc/**/*.parquet", f"{lake_dir}/ohlc/_spark_metadata/0", f"{lake_dir}/x.csv"]
+    inside = [
+        f"{lake_dir}/ohlc/**/*.parquet",
+        f"{lake_dir}/ohlc/_delta_log/00000000000000000000.json",
+        f"{lake_dir}/x.csv",
+    ]
     views = ["ohlc", "rejects", "feed_events", "volatility", "predictions", "latest_bars", "late", "progress"]
     readers = ["read_csv", "read_csv_auto", "read_text", "read_blob", "read_json", "read_parquet", "glob", "sniff_csv"]
 
