@@ -2,10 +2,10 @@
 
 A `TableSpec` declares a table's columns (or, for volatility, the factory that builds them from
 the windows it was written with), its partition columns, the column that places rows in time,
-its sort key, where compaction's watermark comes from and its newest-per-key rules. The job's
-sinks, the reader's views, `python -m lake info`, compaction, maintenance, the CLI's view lists,
-the dashboard and the models iterate over `TABLES`; adding a table is one entry here, plus the
-code that writes it.
+its sort key, where maintenance's watermark comes from and its newest-per-key rule. The Delta
+tables (`lake.delta`), the job's sink, the reader's views, `python -m lake info`, maintenance,
+the CLI's view lists, the dashboard and the models iterate over `TABLES`; adding a table is one
+entry here, plus the code that writes it.
 
 Parameters a table was written with (volatility's windows) are recorded in the lake, as the
 columns of its Delta schema; readers take them from there, not from their own settings.
@@ -35,13 +35,12 @@ class TableSpec:
     doc: str
     columns: tuple[Column, ...]  # with the default parameters
     partition_by: tuple[str, ...]
-    row_time: str  # places rows in time: compacted files are sorted by it and grouped into hours by it
+    row_time: str  # places rows in time (its date is the `date` partition)
     time_column: str  # dates rows for `python -m lake info` (span, freshness)
     writer: str  # who writes it: "job" (jobs/stream_ohlc.py) or "models" (python -m models score)
-    sort_key: str | None = None  # the job's sink sorts each batch's file by it
-    watermark_query: str | None = None  # compaction waits for this query's watermark to close a day
+    sort_key: str | None = None  # each commit's rows are sorted by it (files then prune by it)
+    watermark_query: str | None = None  # maintenance closes a day once this query's watermark passed it
     newest_per_key: str | None = None  # the view keeps one row per key: a window clause
-    newest_summary_key: str | None = None  # compaction keeps each key's newest row in a small file
     column_factory: Callable[[tuple[int, ...]], tuple[Column, ...]] | None = None  # columns vary with windows
 
     @property
@@ -59,7 +58,7 @@ class TableSpec:
         return self.column_factory(recorded_windows(lake, self.name))
 
     def file_columns(self, columns: tuple[Column, ...] | None = None) -> tuple[Column, ...]:
-        """The columns inside its Parquet files: all but the partition columns (in the paths)."""
+        """The columns inside its Parquet files: all but the partition columns (in the Delta log and the paths)."""
         return tuple(c for c in (columns or self.columns) if c.name not in self.partition_by)
 
 
@@ -68,7 +67,7 @@ TABLES: dict[str, TableSpec] = {
     for spec in (
         TableSpec(
             "ohlc", "1-second OHLCV bars, final", OHLC, ("symbol", "date"), "window_start", "window_end", "job",
-            sort_key="window_start", watermark_query="ohlc", newest_summary_key="exchange",
+            sort_key="window_start", watermark_query="ohlc",
         ),
         TableSpec(
             "rejects", "trade records the job refused, with the reason", REJECTS, ("date",), "kafka_timestamp",
