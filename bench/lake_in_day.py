@@ -14,8 +14,9 @@ Three lakes, each query timed on a new `lake.connect()` (best of `--runs`):
 - **before**: no maintenance;
 - **maintained, open hour as written**: `maintain` ran at 23:00 (after hour 22), so hours
   00-22 are OPTIMIZEd and the open hour is 3,600 files per symbol;
-- **maintained live**: `maintain` also ran during the open hour, the last pass 30 s before the
-  end (`LAKE_MAINTAIN_EVERY=30s`), so only the last 30 s are single files.
+- **maintained live**: `maintain` ran after each of hours 00-22 and every 30 s through the open
+  hour, the last pass 30 s before the end (`LAKE_MAINTAIN_EVERY=30s`), so only the last 30 s
+  are single files. `--live-only` (of `bench/lake_query.py --in-day`) builds only this lake.
 All commits of a lake are made within minutes here, so expired-log cleanup (LAKE_LOG_RETENTION,
 1 h) removes none: each `_delta_log` holds every commit of the day, more than a live table
 keeps (about an hour's). The data lies after now: the bench needs a full day of today's partition.
@@ -99,8 +100,13 @@ class DayWriter:
 def build(root: Path, day: dt.date, bars: dict[str, pa.Table], case: str) -> tuple[Path, list[float]]:
     lake_dir = root / case.split(",")[0].split(" ")[0]
     writer = DayWriter(lake_dir, day, bars)
-    writer.write(0, 23 * 3600, 60, f"{case}: hours 00-22")
     quiet: list[str] = []
+    if case.startswith("maintained live"):  # the live stack maintains all day: a pass after each hour here
+        for hour in range(23):
+            writer.write(hour * 3600, (hour + 1) * 3600, 60, f"{case}: hour {hour:02d}")
+            maintain_once(lake_dir, None, 3600, quiet.append)
+    else:
+        writer.write(0, 23 * 3600, 60, f"{case}: hours 00-22")
     if case == "before":
         writer.write(23 * 3600, 86400, 1, f"{case}: open hour")
     elif case == "maintained, open hour as written":
@@ -168,13 +174,15 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def run(symbols: int, runs: int) -> int:
+CASES = ("before", "maintained, open hour as written", "maintained live (every 30 s)")
+
+
+def run(symbols: int, runs: int, cases: tuple[str, ...] = CASES) -> int:
     day = dt.datetime.now(dt.UTC).date()
     print(f"machine: {platform.machine()}, {platform.processor() or 'cpu'}, Python {platform.python_version()}, "
           f"DuckDB {duckdb.__version__}; date {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")  # fmt: skip
     print(f"in-day lake: {symbols} symbols, {day}, hours 00-22 a file per minute, 23:00- a file per second")
     bars = day_bars(day, symbols)
-    cases = ("before", "maintained, open hour as written", "maintained live (every 30 s)")
     results = {}
     with tempfile.TemporaryDirectory(prefix="lake-in-day-") as tmp:
         for case in cases:

@@ -742,6 +742,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=5, help="timed runs per query, after one warm-up")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1), help="generator processes")
     parser.add_argument("--in-day", action="store_true", help="today's partition before and after maintenance instead")
+    parser.add_argument("--live-only", action="store_true", help="with --in-day: only the lake maintained live")
     args = parser.parse_args()
     if min(args.days, args.symbols, args.batch_minutes, args.runs, args.workers) < 1:
         parser.error("--days, --symbols, --batch-minutes, --runs and --workers must be positive")
@@ -753,7 +754,8 @@ def main() -> int:
     if args.in_day:
         import lake_in_day  # bench/lake_in_day.py: the in-day case
 
-        return lake_in_day.run(args.symbols, args.runs)
+        cases = lake_in_day.CASES[-1:] if args.live_only else lake_in_day.CASES
+        return lake_in_day.run(args.symbols, args.runs, cases)
     today = datetime.now(UTC).date()
     print(machine_line())
     print(f"date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")

@@ -53,8 +53,8 @@ from lake.tables import TABLES
 log = logging.getLogger(__name__)
 
 DEFAULT_GRACE_S = duration(Settings.default("lake_grace")).total_seconds()
-# bench/lake_in_day.py chose these: a day of one symbol's 1 s bars is ~3 MB; today's files stay
-# small enough that a pass rewrites well under a second's work, and a closed day becomes one file.
+# Today's files stay small (a few hours of one symbol's 1 s bars), so a pass rewrites at most
+# about that much per partition however long the day has run; a closed day becomes one file.
 OPEN_TARGET_BYTES = 1 << 20
 CLOSED_TARGET_BYTES = 256 << 20
 ATTEMPTS = 3
