@@ -25,7 +25,7 @@ from lake.macros import MACROS
 from lake.sandbox import lock_down
 from lake.schema import LATE, PROGRESS, Column, duckdb_type
 from lake.settings import Settings
-from lake.tables import TABLES, VIEWS
+from lake.tables import TABLES, VIEWS, windows_of
 
 __all__ = ["VIEWS", "connect", "views_sql"]
 
@@ -210,10 +210,7 @@ def snapshot_table(lake: Path, name: str, as_of: AsOf = None, *, ohlc_version: i
         return TableSnapshot(name, None, spec.columns_in(lake), [])
     columns = spec.columns
     if spec.varying_columns:
-        present = set(delta.table_columns(table))
-        windows = tuple(sorted(int(c.removeprefix("volatility_").removesuffix("s")) for c in present
-                               if c.startswith("volatility_")))  # fmt: skip
-        columns = spec.columns_for(windows or ())
+        columns = spec.columns_for(windows_of(delta.table_columns(table)))
     actions = delta.add_actions(table)
     return TableSnapshot(name, table.version(), columns, actions.column("path").to_pylist(), actions)
 

@@ -117,8 +117,12 @@ def recorded_windows(lake: str | Path, name: str = "volatility") -> tuple[int, .
     table = open_table(lake, name)
     if table is None:
         return DEFAULT_VOLATILITY_WINDOWS_S
-    windows = [int(m[1]) for c in table_columns(table) if (m := _WINDOW_COLUMN.fullmatch(c))]
-    return tuple(sorted(windows)) or DEFAULT_VOLATILITY_WINDOWS_S
+    return windows_of(table_columns(table)) or DEFAULT_VOLATILITY_WINDOWS_S
+
+
+def windows_of(columns: list[str]) -> tuple[int, ...]:
+    """The volatility windows a table's column names hold (`volatility_60s` -> 60)."""
+    return tuple(sorted(int(m[1]) for c in columns if (m := _WINDOW_COLUMN.fullmatch(c))))
 
 
 def record_windows(lake: str | Path, windows_s: tuple[int, ...], name: str = "volatility") -> tuple[int, ...]:
