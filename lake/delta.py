@@ -97,16 +97,13 @@ def refuse_old_format(lake: str | Path) -> None:
         )
 
 
-def open_table(lake: str | Path, name: str, version: int | str | None = None) -> DeltaTable | None:
-    """The table at its newest version (or `version`: a number, or an ISO timestamp), None if absent."""
+def open_table(lake: str | Path, name: str) -> DeltaTable | None:
+    """The table at its newest version, None if absent (time travel: `DeltaTable.load_as_version`)."""
     path = table_path(lake, name)
     if not (path / LOG_DIR).is_dir():
         return None
     try:
-        table = DeltaTable(str(path))
-        if version is not None:
-            table.load_as_version(version)
-        return table
+        return DeltaTable(str(path))
     except TableNotFoundError:
         return None
 
@@ -143,7 +140,7 @@ def ensure_table(lake: str | Path, name: str, columns: tuple[Column, ...]) -> De
 def add_missing_columns(table: DeltaTable, columns: tuple[Column, ...]) -> None:
     from deltalake import Field
 
-    have = {f.name for f in table.schema().fields}
+    have = set(table_columns(table))
     missing = [c for c in columns if c.name not in have]
     if missing:
         # Added columns are nullable: files written before them hold none (they read as NULL).
