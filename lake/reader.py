@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import re
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,17 +221,28 @@ def _version_number(as_of: AsOf) -> int | None:
     return int(as_of) if isinstance(as_of, str) and as_of.isdigit() else None
 
 
-def list_tables(lake: Path, as_of: AsOf = None) -> Listing:
-    """Every table's snapshot: the newest versions, or as of a version or time (see `connect`)."""
+def open_snapshots(lake: Path, as_of: AsOf, pool: ThreadPoolExecutor) -> dict[str, Future[TableSnapshot]]:
+    """Every table's snapshot, being taken side by side in `pool` (see `list_tables`).
+
+    Opening a table is mostly delta-rs listing and reading its log, outside the GIL."""
     delta.refuse_old_format(lake)
     version, when = _version_number(as_of), _as_of_time(lake, as_of)
-    # Side by side: opening a table is mostly delta-rs listing and reading its log, outside the GIL.
+    return {
+        name: pool.submit(snapshot_table, lake, name, when, ohlc_version=version if name == "ohlc" else None)
+        for name in TABLES
+    }
+
+
+def _taken(snapshot: TableSnapshot) -> Future[TableSnapshot]:
+    future: Future[TableSnapshot] = Future()
+    future.set_result(snapshot)
+    return future
+
+
+def list_tables(lake: Path, as_of: AsOf = None) -> Listing:
+    """Every table's snapshot: the newest versions, or as of a version or time (see `connect`)."""
     with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="lake-open") as pool:
-        futures = {
-            name: pool.submit(snapshot_table, lake, name, when, ohlc_version=version if name == "ohlc" else None)
-            for name in TABLES
-        }
-        return {name: future.result() for name, future in futures.items()}
+        return {name: future.result() for name, future in open_snapshots(lake, as_of, pool).items()}
 
 
 def change_marker(lake: str | Path) -> tuple[tuple[str, int], ...]:
@@ -251,6 +262,30 @@ def change_marker(lake: str | Path) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
+def preamble_sql(columns: dict[str, tuple[Column, ...]] | None = None) -> list[str]:
+    """The time zone and the macros, created over empty placeholder views (creating a macro binds
+    the views it names, which over a long file list costs as much as a query). `columns`: the
+    placeholders' columns per table (each table's registry columns when not given)."""
+    columns = columns or {t: TABLES[t].columns for t in TABLES}
+    statements = ["SET TimeZone = 'UTC'"]
+    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(columns[t])}" for t in TABLES]
+    return statements + [m.strip() for m in MACROS]
+
+
+def tables_sql(lake: Path, listed: Listing) -> list[str]:
+    """The views over the tables' snapshots, `latest_bars`, `progress` and `late`."""
+    return [view_sql(t, listed[t].columns, listed[t].files) for t in TABLES] + derived_sql(lake, listed)
+
+
+def derived_sql(lake: Path, listed: Listing) -> list[str]:
+    """The views that are not one table's snapshot: `latest_bars`, `progress` and `late`."""
+    return [latest_bars_sql(listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
+
+
+def _script(statements: list[str]) -> str:
+    return ";\n".join(statements) + ";\n"
+
+
 def views_sql(
     path: str | Path | None = None, settings: Settings | None = None, listed: Listing | None = None, as_of: AsOf = None
 ) -> str:
@@ -261,14 +296,7 @@ def views_sql(
     settings = settings or Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
     listed = listed if listed is not None else list_tables(lake, as_of)
-    statements = ["SET TimeZone = 'UTC'"]
-    # The macros are created over empty placeholder views: creating one binds the views it
-    # names, which over a long file list costs as much as a query.
-    statements += [f"CREATE OR REPLACE VIEW {t} AS {_empty_select(listed[t].columns)}" for t in TABLES]
-    statements += [m.strip() for m in MACROS]
-    statements += [view_sql(t, listed[t].columns, listed[t].files) for t in TABLES]
-    statements += [latest_bars_sql(listed["ohlc"]), progress_view_sql(lake), LATE_VIEW_SQL]
-    return ";\n".join(statements) + ";\n"
+    return _script(preamble_sql({t: listed[t].columns for t in TABLES}) + tables_sql(lake, listed))
 
 
 def connect(
@@ -295,14 +323,28 @@ def connect(
     """
     settings = Settings()
     lake = Path(path if path is not None else settings.lake.path).resolve()
-    con = duckdb.connect(":memory:")
+    con = None
     try:
-        con.execute(views_sql(lake, settings, listed, as_of))
+        with ThreadPoolExecutor(max_workers=len(TABLES), thread_name_prefix="lake-open") as pool:
+            # The tables' logs are read while DuckDB starts and makes its macros; each table's view
+            # is made as soon as its snapshot is there (ohlc's, the largest log, usually last).
+            given = listed
+            pending = open_snapshots(lake, as_of, pool) if given is None else {t: _taken(given[t]) for t in TABLES}
+            con = duckdb.connect(":memory:")
+            con.execute(_script(preamble_sql()))
+            names = {future: name for name, future in pending.items()}
+            for future in as_completed(names):
+                name, snapshot = names[future], future.result()
+                if snapshot.files or snapshot.columns != TABLES[name].columns:  # else its placeholder is it
+                    con.execute(view_sql(name, snapshot.columns, snapshot.files))
+            listed = {name: future.result() for name, future in pending.items()}
+        con.execute(_script(derived_sql(lake, listed)))
         if threads is not None:
             con.execute("SET threads = ?", [threads])
         if read_only:
             lock_down(con, lake, [*TABLES, "_progress"])  # the folders the views read
     except Exception:
-        con.close()
+        if con is not None:
+            con.close()
         raise
     return con
