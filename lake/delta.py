@@ -212,10 +212,10 @@ def append_rows(lake: str | Path, name: str, rows: pa.Table, columns: tuple[Colu
 def convert_parquet_folder(lake: str | Path, name: str) -> DeltaTable:
     """Make a folder of hive-partitioned Parquet files (as `COPY ... PARTITION_BY` writes them) the
     Delta table `name`, in place: delta-rs's CONVERT TO DELTA, with the lake's table properties."""
-    from deltalake import convert_to_deltalake
+    from deltalake import Schema, convert_to_deltalake
 
     spec = TABLES[name]
-    partitions = to_arrow(tuple(c for c in spec.columns if c.name in spec.partition_by))
+    partitions = Schema.from_arrow(to_arrow(tuple(c for c in spec.columns if c.name in spec.partition_by)))
     convert_to_deltalake(
         str(table_path(lake, name)), partition_by=partitions, partition_strategy="hive", name=name,
         description=spec.doc, configuration=LogSettings.from_settings().properties(),
