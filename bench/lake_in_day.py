@@ -102,8 +102,8 @@ class DayWriter:
             self.batch += 1
 
 
-def expire_before_now(lake_dir: Path) -> None:
-    """What an hour of wall-clock time does to ohlc's log, done at once: this bench commits the day
+def expire_before_now(lake_dir: Path, name: str = "ohlc") -> None:
+    """What an hour of wall-clock time does to a table's log, done at once: this bench commits the day
     in minutes, so nothing it wrote would have expired by its end, where at 23:59 of a live day
     everything removed or committed before 22:59 has (LAKE_GRACE and LAKE_LOG_RETENTION, 1 h).
     - Tombstones: a checkpoint written with the table's deleted-file retention at 1 s leaves out
@@ -111,7 +111,7 @@ def expire_before_now(lake_dir: Path) -> None:
       retention is then set back. Those files are still vacuumed: they are an hour old by then.
     - Commits: every log file is dated two days back, then `cleanup_metadata` deletes those
       older than the retention up to the newest checkpoint, as it does on a live table."""
-    table = delta.open_table(lake_dir, "ohlc")
+    table = delta.open_table(lake_dir, name)
     assert table is not None
     wanted = delta.LogSettings.from_settings().properties()
     table.alter.set_table_properties({"delta.deletedFileRetentionDuration": "interval 1 seconds"})
@@ -121,7 +121,7 @@ def expire_before_now(lake_dir: Path) -> None:
     table.alter.set_table_properties(wanted)
     table.create_checkpoint()
     old = time.time() - 2 * 86400
-    for f in (lake_dir / "ohlc" / delta.LOG_DIR).iterdir():
+    for f in (lake_dir / name / delta.LOG_DIR).iterdir():
         os.utime(f, (old, old))
     table.update_incremental()
     table.cleanup_metadata()

@@ -81,18 +81,37 @@ def files_by_partition(files: list[str]) -> dict[tuple[str, str], tuple[str, ...
     return {key: tuple(sorted(v)) for key, v in out.items()}
 
 
-def newest_bar_files(snapshot: TableSnapshot) -> list[str]:
+@dataclass(frozen=True)
+class NewestBarFiles:
+    """The files `latest_bars` reads (`newest_bar_files`)."""
+
+    bounded: list[str]  # each holds one exchange, and that exchange's newest bar at its max(window_start)
+    since: dt.datetime | None  # the oldest of those maxima: rows before it cannot be anyone's newest bar
+    other: list[str]  # files with several exchanges or without stats: read whole
+
+    @property
+    def paths(self) -> list[str]:
+        return self.bounded + self.other
+
+
+# Delta's statistics may hold timestamps truncated to milliseconds: read from a little earlier.
+STATS_SLACK = dt.timedelta(milliseconds=1)
+
+
+def newest_bar_files(snapshot: TableSnapshot) -> NewestBarFiles:
     """The files that hold each (exchange, symbol)'s newest bar, chosen by the Delta log's stats.
 
     A symbol's newest bar is in its newest date partition. There, files are taken newest first
     (by their max(window_start)); a file that holds one exchange only (min = max of `exchange`)
     is skipped once a newer file of that exchange was taken, as it cannot hold that exchange's
     newest bar. A file without stats, or with several exchanges, is always taken. So the view
-    reads one file per exchange and symbol in the usual case, and is exact in every case.
+    reads one file per exchange and symbol in the usual case, and is exact in every case. Of a
+    one-exchange file only the rows from its max(window_start) on are needed (`since`): a
+    day's compacted file is not read whole for its last row.
     """
     actions = snapshot.actions
     if actions is None or actions.num_rows == 0:
-        return []
+        return NewestBarFiles([], None, [])
     names = actions.column_names
     paths = actions.column("path").to_pylist()
     symbols = actions.column("partition.symbol").to_pylist()
@@ -108,21 +127,34 @@ def newest_bar_files(snapshot: TableSnapshot) -> list[str]:
     # Newest first; files without stats first (they are taken anyway).
     with_stats = sorted((i for i in candidates if ends[i] is not None), key=lambda i: ends[i] or 0, reverse=True)
     ordered = [i for i in candidates if ends[i] is None] + with_stats
-    taken, settled = [], set()
+    bounded, other, settled = [], [], set()
     for i in ordered:
-        single = lows[i] is not None and lows[i] == highs[i]
+        single = lows[i] is not None and lows[i] == highs[i] and ends[i] is not None
         if single and (symbols[i], lows[i]) in settled:
             continue
-        taken.append(paths[i])
+        (bounded if single else other).append(i)
         if single:
             settled.add((symbols[i], lows[i]))
-    return taken
+    since = min((ends[i] for i in bounded), default=None)
+    if since is not None and since.tzinfo is None:
+        since = since.replace(tzinfo=dt.UTC)
+    return NewestBarFiles([paths[i] for i in bounded], since, [paths[i] for i in other])
 
 
 def latest_bars_sql(snapshot: TableSnapshot) -> str:
     """View `latest_bars`: each symbol's newest bar per exchange (`newest_bar_files`). An exchange
     that did not trade the symbol on its newest date is not listed."""
-    newest = select_files_sql("ohlc", newest_bar_files(snapshot))
+    chosen = newest_bar_files(snapshot)
+    parts = []
+    if chosen.bounded:
+        assert chosen.since is not None
+        since = (chosen.since - STATS_SLACK).isoformat()
+        parts.append(
+            f"SELECT * FROM ({select_files_sql('ohlc', chosen.bounded)}) WHERE window_start >= TIMESTAMPTZ '{since}'"
+        )
+    if chosen.other or not parts:
+        parts.append(f"SELECT * FROM ({select_files_sql('ohlc', chosen.other)})")
+    newest = " UNION ALL ".join(parts)
     return (
         f"CREATE OR REPLACE VIEW latest_bars AS SELECT * FROM ({newest}) "
         "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1"

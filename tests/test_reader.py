@@ -51,7 +51,7 @@ def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) ->
     from lake.reader import newest_bar_files, snapshot_table
 
     chosen = newest_bar_files(snapshot_table(tmp_path / "lake", "ohlc"))
-    assert sorted(Path(f).parent.name + "/" + Path(f).parent.parent.name for f in chosen) == [
+    assert sorted(Path(f).parent.name + "/" + Path(f).parent.parent.name for f in chosen.paths) == [
         "date=2026-01-01/symbol=BBBUSD",
         "date=2026-01-02/symbol=AAAUSD",
     ]
@@ -59,7 +59,7 @@ def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) ->
     later = start + dt.timedelta(seconds=120)
     newer = sink.write_batch(ohlc_rows("AAAUSD", later, 5, price=200.0))
     chosen = newest_bar_files(snapshot_table(tmp_path / "lake", "ohlc"))
-    assert [f for f in chosen if "AAAUSD" in f] == [str(newer[0])]
+    assert [f for f in chosen.paths if "AAAUSD" in f] == [str(newer[0])]
     latest = lake.connect(tmp_path / "lake").sql("SELECT symbol, window_start FROM latest_bars ORDER BY 1").fetchall()
     assert latest[0] == ("AAAUSD", later + dt.timedelta(seconds=4))
 
@@ -78,6 +78,29 @@ def test_latest_bars_with_two_exchanges_in_a_file_reads_every_file_it_may_need(t
     sink.write_batch(ohlc_rows("BTCUSD", start + dt.timedelta(seconds=20), 3))  # binance only, newer
     got = lake.connect(tmp_path / "lake").sql("SELECT exchange, window_start FROM latest_bars ORDER BY 1").fetchall()
     assert got == [("binance", start + dt.timedelta(seconds=22)), ("coinbase", start + dt.timedelta(seconds=9))]
+
+
+def test_latest_bars_reads_a_long_file_from_its_newest_rows_and_stays_exact(tmp_path: Path) -> None:
+    import datetime as dt
+
+    from lake.reader import newest_bar_files, snapshot_table
+    from tests.lake_builder import SinkLake, ohlc_rows
+
+    sink = SinkLake(tmp_path / "lake")
+    start = dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
+    sink.write_batch(ohlc_rows("AAAUSD", start, 600))  # ten minutes in one file: its newest bar at 10:09:59
+    sink.write_batch(ohlc_rows("BBBUSD", start + dt.timedelta(minutes=5), 30))  # newest at 10:05:29
+    chosen = newest_bar_files(snapshot_table(tmp_path / "lake", "ohlc"))
+    assert chosen.other == [] and len(chosen.bounded) == 2
+    assert chosen.since == start + dt.timedelta(minutes=5, seconds=29)  # the older of the two newest bars
+    con = lake.connect(tmp_path / "lake")
+    naive = con.sql(
+        "SELECT exchange, symbol, window_start, close FROM ohlc "
+        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 ORDER BY symbol"
+    ).fetchall()
+    latest = con.sql("SELECT exchange, symbol, window_start, close FROM latest_bars ORDER BY symbol").fetchall()
+    assert latest == naive
+    assert [r[2] for r in latest] == [start + dt.timedelta(seconds=599), start + dt.timedelta(minutes=5, seconds=29)]
 
 
 def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:
