@@ -18,13 +18,14 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 import lake_query
 from lake_in_day import expire_before_now
 
+from lake.delta import COMPACTED_ROW_GROUP_ROWS
 from lake.maintenance import compact, tidy_log
 from lake.settings import REPO_ROOT
 
 SOURCE = REPO_ROOT / "bench" / ".cache" / "lake-30d"
 COMPACTED = REPO_ROOT / "bench" / ".cache" / "lake-30d-compacted"
 MARKER = "api-bench.json"
-SHAPE = "maintained, tombstones expired"  # part of the marker: a copy made otherwise is made again
+SHAPE = f"maintained, tombstones expired, row groups of {COMPACTED_ROW_GROUP_ROWS}"  # part of the marker: a copy made otherwise is made again
 
 
 def compacted_lake(days: int = 30, symbols: int = 10, workers: int = 2) -> tuple[Path, lake_query.LakeSpec]:

@@ -139,7 +139,11 @@ def _retrying(what: str, action: Callable[[], dict]) -> dict:
 def _optimize(table: DeltaTable, filters: list[tuple[str, str, str]], target: int) -> dict:
     def run() -> dict:
         table.update_incremental()
-        return table.optimize.compact(partition_filters=filters, target_size=target)  # type: ignore[arg-type]
+        return table.optimize.compact(
+            partition_filters=filters,  # type: ignore[arg-type]
+            target_size=target,
+            writer_properties=delta.COMPACTED_PROPERTIES,
+        )
 
     return _retrying(f"optimize {table.metadata().name}", run)
 
