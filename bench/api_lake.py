@@ -25,7 +25,8 @@ from lake.settings import REPO_ROOT
 SOURCE = REPO_ROOT / "bench" / ".cache" / "lake-30d"
 COMPACTED = REPO_ROOT / "bench" / ".cache" / "lake-30d-compacted"
 MARKER = "api-bench.json"
-SHAPE = f"maintained, tombstones expired, row groups of {COMPACTED_ROW_GROUP_ROWS}"  # part of the marker: a copy made otherwise is made again
+# Part of the marker: a copy made otherwise is made again.
+SHAPE = f"maintained, tombstones expired, row groups of {COMPACTED_ROW_GROUP_ROWS}"
 
 
 def compacted_lake(days: int = 30, symbols: int = 10, workers: int = 2) -> tuple[Path, lake_query.LakeSpec]:
