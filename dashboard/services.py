@@ -74,11 +74,6 @@ def price_metrics(candles: pd.DataFrame, newest_end: dt.datetime, now: dt.dateti
     )
 
 
-def is_stale(bar_age_s: float, expected_s: float) -> bool:
-    """The newest bar is older than the pipeline should ever let it get."""
-    return bar_age_s > expected_s
-
-
 class Freshness(StrEnum):
     LIVE = "live"  # the lake is current and live bars flow
     FRESH = "fresh"  # the lake is current; no live bars (the live-bars job is not running)

@@ -32,11 +32,6 @@ def heartbeats(events: DataFrame) -> DataFrame:
     return events.where(F.col("type") == RECORD_HEARTBEAT).select("kafka_partition", "event_time")
 
 
-def one_second_bars(trades: DataFrame) -> DataFrame:
-    """`lake.schema.OHLC` rows; see `bar_updates`."""
-    return bar_updates(trades).drop(LAST_EVENT_TIME, LAST_PARTITION)
-
-
 def bar_updates(trades: DataFrame) -> DataFrame:
     """Aggregate trades into `lake.schema.OHLC` rows, plus each window's newest event time and
     that trade's Kafka partition (LAST_EVENT_TIME, LAST_PARTITION).

@@ -18,7 +18,7 @@ from pyspark.sql.streaming import StreamingQueryListener
 
 from lake.schema import PROGRESS_FIELDS
 
-log = logging.getLogger("jobs.progress")
+log = logging.getLogger(__name__)
 
 
 def _kafka_offsets(text: Any) -> dict[tuple[str, str], int] | None:

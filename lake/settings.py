@@ -15,14 +15,11 @@ an empty URL means the venue's public endpoint, which the venue's own module hol
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
-import os
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from dotenv import dotenv_values
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -214,13 +211,6 @@ class Settings(BaseSettings):
     coinbase: CoinbaseSettings = CoinbaseSettings()
     okx: VenueSettings = VenueSettings()
 
-    def __init__(self, **values: Any) -> None:
-        for flat, value in _renamed_in_use(Path(".env")).items():
-            group, name = type(self).flat_names()[flat]
-            complex_ = isinstance(type(self).default(flat), dict | list | tuple)  # JSON in env, as pydantic reads it
-            values.setdefault(group, {}).setdefault(name, json.loads(value) if complex_ else value)
-        super().__init__(**values)
-
     @classmethod
     def flat_names(cls) -> dict[str, tuple[str, str]]:
         """KAFKA_TOPIC's lower-case flat name -> ("kafka", "topic"), for every setting."""
@@ -255,37 +245,6 @@ class Settings(BaseSettings):
                 group, name = names[flat]
                 data[group][name] = value
         return type(self).model_validate(data)
-
-
-# Settings that had other names before the groups: still read under the old name (with a
-# warning) when the new one is not set, so an existing `.env` keeps its meaning.
-RENAMED = {
-    "SYMBOL_MAP": "INGEST_SYMBOL_MAP",
-    "BACKFILL": "INGEST_BACKFILL",
-    "DEDUP_MAX_OPEN_GAPS": "INGEST_DEDUP_MAX_OPEN_GAPS",
-    "HEARTBEAT_INTERVAL_S": "INGEST_HEARTBEAT_INTERVAL_S",
-    "HEALTH_INTERVAL_S": "INGEST_HEALTH_INTERVAL_S",
-    "STATUS_INTERVAL_S": "INGEST_STATUS_INTERVAL_S",
-}
-_warned: set[str] = set()
-
-
-def _renamed_in_use(env_file: Path) -> dict[str, str]:
-    """{new flat name: value} for each old name set (environment first, then .env) whose new name is not."""
-    dotenv = {k.upper(): v for k, v in dotenv_values(env_file).items()} if env_file.is_file() else {}
-    found = {k: v for k, v in dotenv.items() if k in RENAMED and v is not None}
-    found.update({k: v for k, v in os.environ.items() if k in RENAMED})
-    new_names = set(os.environ) | set(dotenv)
-    out = {}
-    for old, value in found.items():
-        new = RENAMED[old]
-        if new in new_names:
-            continue
-        if old not in _warned:
-            _warned.add(old)
-            log.warning("setting %s is now %s; reading the old name until it is renamed", old, new)
-        out[new.lower()] = value
-    return out
 
 
 _UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}

@@ -9,7 +9,6 @@ from scipy.stats import rankdata
 from scipy.stats import t as student_t
 
 METRICS = ("roc_auc", "pr_auc", "brier", "accuracy")
-LOWER_IS_BETTER = {"brier"}
 
 
 def roc_auc(y: np.ndarray, p: np.ndarray) -> float:

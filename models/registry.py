@@ -29,10 +29,6 @@ class RegistryRef:
     alias: str | None = None
 
 
-def is_registry_ref(text: str) -> bool:
-    return text.startswith(PREFIX)
-
-
 def parse(text: str) -> RegistryRef:
     match = _REF.fullmatch(text)
     if not match:

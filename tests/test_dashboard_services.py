@@ -41,12 +41,11 @@ def test_too_many_candles_is_refused_with_advice() -> None:
         services.check_candle_count(T0, T0 + dt.timedelta(days=1), 1)
 
 
-def test_price_metrics_and_staleness() -> None:
+def test_price_metrics() -> None:
     candles = pd.DataFrame({"open": [100.0, 101.0], "close": [101.0, 110.0]})
     m = services.price_metrics(candles, T0, T0 + dt.timedelta(seconds=30))
     assert m is not None and (m.last, m.change, m.change_pct, m.bar_age_s) == (110.0, 10.0, 10.0, 30.0)
     assert services.price_metrics(candles.iloc[:0], T0, T0) is None
-    assert services.is_stale(46, 45) and not services.is_stale(44, 45)
 
 
 def test_annualize_scales_each_measure_by_its_own_horizon() -> None:

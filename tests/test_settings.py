@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lake.settings import RENAMED, Settings, load
+from lake.settings import Settings, load
 
 
 def test_environment_names_are_group_and_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -43,31 +43,3 @@ def test_flags_are_validated_and_unknown_names_refused() -> None:
         load(stream_watermark="soon")
 
 
-OLD_VALUES = {
-    "SYMBOL_MAP": ('{"BTC-USD": "XBTUSD"}', {"BTC-USD": "XBTUSD"}),
-    "BACKFILL": ("true", True),
-    "DEDUP_MAX_OPEN_GAPS": ("7", 7),
-    "HEARTBEAT_INTERVAL_S": ("7", 7.0),
-    "HEALTH_INTERVAL_S": ("7", 7.0),
-    "STATUS_INTERVAL_S": ("7", 7.0),
-}
-
-
-@pytest.mark.parametrize("old", sorted(RENAMED))
-def test_a_renamed_setting_is_still_read_under_its_old_name(
-    old: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    monkeypatch.chdir(tmp_path)
-    text, expected = OLD_VALUES[old]
-    monkeypatch.setenv(old, text)
-    group, name = Settings.flat_names()[RENAMED[old].lower()]
-    assert getattr(getattr(Settings(), group), name) == expected != Settings.default(RENAMED[old].lower())
-
-
-def test_the_new_name_wins_and_dot_env_old_names_are_read(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / ".env").write_text('SYMBOL_MAP={"A": "B"}\nSTATUS_INTERVAL_S=3\n')
-    monkeypatch.setenv("INGEST_STATUS_INTERVAL_S", "5")
-    settings = Settings()
-    assert settings.ingest.symbol_map == {"A": "B"}
-    assert settings.ingest.status_interval_s == 5.0
