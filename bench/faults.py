@@ -29,11 +29,11 @@ from lake.settings import REPO_ROOT
 sys.path.insert(0, str(REPO_ROOT))  # the campaign's injectors live with the tests (tests/faults/)
 from ingest.tape import read_tape, write_tape
 from tests.faults import HEADER, FaultRow, broker_kills, frames, job_kills, records, sql
-from tests.kafka_helpers import fresh_topics
-from tests.lake_builder import SinkLake, ohlc_rows
-from tests.messy_tape import messy_tape
-from tests.test_exactly_once import _replay
-from tests.test_pipeline import SAMPLE
+from tests.support.data import SAMPLE
+from tests.support.job import replay
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.lake_builder import SinkLake, ohlc_rows
+from tests.support.messy_tape import messy_tape
 
 
 def main() -> int:
@@ -75,7 +75,7 @@ def main() -> int:
             settings = fresh_topics(bootstrap, work)
             tape, _ = messy_tape(list(read_tape(SAMPLE)))
             write_tape(work / "tape.ndjson", tape)
-            _replay(work / "tape.ndjson", bootstrap, settings.kafka.topic)
+            replay(work / "tape.ndjson", bootstrap, settings.kafka.topic)
             report(job_kills.campaign(bootstrap, settings, work / "kills", args.job_kills), started)
 
         for name, run in (("ingest", broker_kills.kill_during_ingest), ("job", broker_kills.kill_during_job)):

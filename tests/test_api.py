@@ -22,8 +22,8 @@ from api.app import create_app
 from api.candles import vwap
 from lake.settings import Settings
 from tests import dashboard_lake
-from tests.api_helpers import filled_feed, live_bar
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.api_helpers import filled_feed, live_bar
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 START = dashboard_lake.START
 ONE = dt.datetime(2026, 3, 2, 9, 0, tzinfo=dt.UTC)

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from api.candles import final_candles, unscaled, vwap, vwap_unscaled
 from api.lake_access import LakeAccess
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 QUOTE = st.integers(min_value=0, max_value=10**37)
 VOLUME = st.integers(min_value=1, max_value=10**27)

@@ -32,10 +32,10 @@ from ingest.replay import replay
 from ingest.tape import read_tape
 from lake.live_bars import encode
 from lake.settings import REPO_ROOT, Settings, interval_ms
-from tests.api_helpers import live_bar
-from tests.conftest import free_port
-from tests.kafka_helpers import fresh_topics
-from tests.reference import reference_candles
+from tests.support.api_helpers import live_bar
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.ports import free_port
+from tests.support.reference import reference_candles
 
 pytestmark = pytest.mark.integration
 

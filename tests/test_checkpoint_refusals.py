@@ -11,7 +11,7 @@ import pytest
 from jobs.lake_sink import STREAM_TABLES, LakeSink, SinkStateError
 from jobs.stream_ohlc import check_checkpoint_matches_lake, stopped_because
 from lake.settings import load
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 
 def test_a_lake_with_batches_and_no_checkpoint_is_refused_with_the_choices(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ from ingest.errors import BadMessage
 from ingest.frames import frame_trades
 from ingest.venues import coinbase
 from lake.trade import Trade
-from tests.conftest import DATA
+from tests.support.data import DATA
 
 EXCHANGE_FEED = DATA / "coinbase" / "COINBASE.ws.28.0"
 ADVANCED = DATA / "coinbase" / "COINBASE.jsonl.zst"

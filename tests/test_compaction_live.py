@@ -27,9 +27,9 @@ from ingest.synth import synth_trades
 from lake import delta
 from lake.maintenance import compact, vacuum
 from lake.settings import Settings
-from tests.conftest import job_args, start_job, stop_job
-from tests.kafka_helpers import fresh_topics
-from tests.reference import reference_bars
+from tests.support.job import job_args, start_job, stop_job
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.reference import reference_bars
 
 pytestmark = pytest.mark.integration
 

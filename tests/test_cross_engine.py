@@ -30,11 +30,10 @@ from ingest.tape import read_tape
 from lake import delta
 from lake.settings import REPO_ROOT
 from lake.tables import JOB_TABLES
-from tests.conftest import job_args, job_failure, run_job, start_job
-from tests.kafka_helpers import fresh_topics
-from tests.reference import reference_bars
-from tests.test_exactly_once import _progress_lines, _replay
-from tests.test_pipeline import SAMPLE
+from tests.support.data import SAMPLE
+from tests.support.job import job_args, job_failure, progress_lines, replay, run_job, start_job
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.reference import reference_bars
 
 pytestmark = pytest.mark.integration
 
@@ -77,12 +76,12 @@ def test_every_engine_reads_the_same_lake_after_a_kill_an_optimize_and_a_vacuum(
     # watermark and its trades count as late, which the reference does not model).
     settings = fresh_topics(kafka, tmp_path, partitions=1)
     tape = list(read_tape(SAMPLE))
-    _replay(SAMPLE, kafka, settings.kafka.topic)
+    replay(SAMPLE, kafka, settings.kafka.topic)
     lake_dir = tmp_path / "lake"
     args = job_args(kafka, settings, lake_dir, tmp_path / "checkpoints", max_offsets=BATCH)
     proc = start_job(*args)
     deadline = time.monotonic() + 180
-    while proc.poll() is None and _progress_lines(lake_dir, "ohlc") < 2 and time.monotonic() < deadline:
+    while proc.poll() is None and progress_lines(lake_dir, "ohlc") < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     assert proc.poll() is None, "the job finished before it could be killed"
     os.killpg(proc.pid, signal.SIGKILL)

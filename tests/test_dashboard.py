@@ -17,8 +17,8 @@ from dashboard import live_feed
 from lake.live_bars import encode
 from lake.live_tail import LiveFeed
 from lake.settings import REPO_ROOT
-from tests.conftest import free_port
-from tests.dashboard_lake import SECONDS, START, build
+from tests.support.dashboard_lake import SECONDS, START, build
+from tests.support.ports import free_port
 
 APP = str(REPO_ROOT / "dashboard" / "app.py")
 PAGES = ["pages/market.py", "pages/compare.py", "pages/health.py", "pages/sql.py", "pages/predictions.py"]

@@ -12,8 +12,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser import ARTIFACTS, browser_page, streamlit_server
-from tests.dashboard_lake import build
+from tests.support.browser import ARTIFACTS, browser_page, streamlit_server
+from tests.support.dashboard_lake import build
 
 pytestmark = pytest.mark.integration
 

@@ -10,7 +10,7 @@ import pytest
 from dashboard import repositories
 from dashboard.client import user_query
 from lake.sandbox import QueryRefused
-from tests.dashboard_lake import SECONDS, START, build
+from tests.support.dashboard_lake import SECONDS, START, build
 
 
 @pytest.fixture(scope="module")

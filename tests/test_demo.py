@@ -2,31 +2,12 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
-from ingest.demo import DEMO_EXCHANGE, demo_records, loop_plan
+from ingest.demo import demo_records, loop_plan
 from ingest.tape import read_tape
-from lake.settings import REPO_ROOT
-from tests.reference import reference_bars
+from tests.support.data import SAMPLE
+from tests.support.reference import expected_loops, reference_bars
 
-SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 NOW_MS = 1_796_000_000_123  # 2026-11-30
-
-
-def expected_loops(tape: list[dict], loops: int, now_ms: int) -> pd.DataFrame:
-    """The tape's own reference bars, shifted as each loop shifts times and ids."""
-    bars = reference_bars(tape)
-    out = []
-    for n in range(loops):
-        plan = loop_plan(tape, now_ms, n)
-        shifted = bars.assign(
-            exchange=DEMO_EXCHANGE,
-            window_start=bars["window_start"] + pd.Timedelta(milliseconds=plan.time_shift_ms),
-            first_trade_id=bars["first_trade_id"] + bars["symbol"].map(plan.id_shift),
-            last_trade_id=bars["last_trade_id"] + bars["symbol"].map(plan.id_shift),
-        )
-        out.append(shifted)
-    return pd.concat(out, ignore_index=True).sort_values(["symbol", "window_start"]).reset_index(drop=True)
 
 
 def test_two_loops_are_the_tapes_bars_shifted_and_never_duplicates() -> None:

@@ -10,62 +10,43 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 import lake
 from ingest.tape import read_tape, write_tape
-from tests.conftest import job_args, job_failure, run_job, start_job
-from tests.kafka_helpers import fresh_topics
-from tests.messy_tape import messy_tape
-from tests.reference import reference_bars, valid_trades
-from tests.test_pipeline import SAMPLE
+from tests.support.data import SAMPLE
+from tests.support.job import (
+    SMALL_BATCH,
+    job_failure,
+    progress_lines,
+    replay,
+    run_job,
+    small_batch_args,
+    snapshot,
+    start_job,
+)
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.messy_tape import messy_tape
+from tests.support.reference import reference_bars, valid_trades
 
 pytestmark = pytest.mark.integration
 
-BATCH = 1500  # offsets per micro-batch: the tape takes about a dozen batches
-TABLES = ("ohlc", "volatility", "rejects")
-
-
-def _replay(tape: Path, kafka: str, topic: str) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "ingest", "replay", str(tape), "--topic", topic, "--bootstrap-servers", kafka],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr
-
-
-def _job_args(kafka: str, settings: Any, work: Path) -> list[str]:
-    return job_args(kafka, settings, work / "lake", work / "checkpoints", max_offsets=BATCH)
-
-
-def _snapshot(lake_dir: Path) -> dict[str, list[tuple[Any, ...]]]:
-    con = lake.connect(lake_dir)
-    return {table: sorted(con.sql(f"SELECT * FROM {table}").fetchall(), key=repr) for table in TABLES}
-
-
-def _progress_lines(lake_dir: Path, query: str) -> int:
-    return sum(len(p.read_text().splitlines()) for p in (lake_dir / "_progress").glob(f"date=*/{query}.ndjson"))
+BATCH = SMALL_BATCH
 
 
 def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
     write_tape(tmp_path / "tape.ndjson", tape)
-    _replay(tmp_path / "tape.ndjson", kafka, settings.kafka.topic)
+    replay(tmp_path / "tape.ndjson", kafka, settings.kafka.topic)
 
     clean = tmp_path / "clean"
-    job = run_job(*_job_args(kafka, settings, clean))
+    job = run_job(*small_batch_args(kafka, settings, clean))
     assert job.returncode == 0, job_failure(job)
-    expected = _snapshot(clean / "lake")
+    expected = snapshot(clean / "lake")
     assert len(expected["ohlc"]) > 600 and len(expected["volatility"]) == len(expected["ohlc"])
 
     crashed = tmp_path / "crashed"
@@ -74,10 +55,10 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     # One kill at a random point (a crash between the tables of one batch is covered
     # deterministically in test_lake_sink.py; `make bench` runs bench/faults.py's 20 kills).
     for after_batches in (rng.randint(2, 6),):  # kill once the bars query has committed this many batches, plus a bit
-        proc = start_job(*_job_args(kafka, settings, crashed))
+        proc = start_job(*small_batch_args(kafka, settings, crashed))
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:
-            if _progress_lines(crashed / "lake", "ohlc") >= after_batches:
+            if progress_lines(crashed / "lake", "ohlc") >= after_batches:
                 break
             time.sleep(0.1)
         time.sleep(rng.uniform(0.0, 1.5))  # somewhere inside the next batch
@@ -87,9 +68,9 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
         proc.wait(30)
     assert kills == 1, "the job finished before it could be killed"
 
-    job = run_job(*_job_args(kafka, settings, crashed))
+    job = run_job(*small_batch_args(kafka, settings, crashed))
     assert job.returncode == 0, job_failure(job)
-    assert _snapshot(crashed / "lake") == expected
+    assert snapshot(crashed / "lake") == expected
 
 
 def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_path: Path) -> None:
@@ -108,9 +89,9 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     heartbeats = 0
     for n, batch in enumerate(batches):
         write_tape(tmp_path / f"part{n}.ndjson", batch)
-        _replay(tmp_path / f"part{n}.ndjson", kafka, settings.kafka.topic)
+        replay(tmp_path / f"part{n}.ndjson", kafka, settings.kafka.topic)
         heartbeats += 1  # each replay closes with one heartbeat
-        job = run_job(*_job_args(kafka, settings, work))
+        job = run_job(*small_batch_args(kafka, settings, work))
         assert job.returncode == 0, job_failure(job)
 
     con = lake.connect(work / "lake")

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.faults import frames, records, sql
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 
 def test_fuzzed_frames_never_crash_the_ingestor_and_each_is_accounted_for() -> None:

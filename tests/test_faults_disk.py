@@ -18,10 +18,9 @@ from typing import Any
 import pytest
 
 from ingest.tape import read_tape, write_tape
-from tests.conftest import job_failure, run_job
-from tests.kafka_helpers import fresh_topics
-from tests.test_exactly_once import _job_args, _replay, _snapshot
-from tests.test_pipeline import SAMPLE
+from tests.support.data import SAMPLE
+from tests.support.job import job_failure, replay, run_job, small_batch_args, snapshot
+from tests.support.kafka_helpers import fresh_topics
 
 pytestmark = pytest.mark.integration
 
@@ -47,10 +46,10 @@ def replayed(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Any,
     work = tmp_path_factory.mktemp("disk_faults")
     settings = fresh_topics(kafka, work)
     write_tape(work / "tape.ndjson", list(read_tape(SAMPLE)))
-    _replay(work / "tape.ndjson", kafka, settings.kafka.topic)
-    job = run_job(*_job_args(kafka, settings, work / "clean"))
+    replay(work / "tape.ndjson", kafka, settings.kafka.topic)
+    job = run_job(*small_batch_args(kafka, settings, work / "clean"))
     assert job.returncode == 0, job_failure(job)
-    return settings, _snapshot(work / "clean" / "lake")
+    return settings, snapshot(work / "clean" / "lake")
 
 
 def _fill(mount: Path, leave: int) -> Path:
@@ -66,7 +65,7 @@ def test_a_full_disk_stops_the_job_clearly_and_a_restart_loses_nothing(
 ) -> None:
     settings, expected = replayed
     work = tmp_path / "run"
-    args = _job_args(kafka, settings, work)
+    args = small_batch_args(kafka, settings, work)
     lake_arg = args.index("--lake") + 1
     args[lake_arg] = str(small_disk / "lake")  # the lake on the small disk, the checkpoints not
     filler = _fill(small_disk, leave=96 * 1024)
@@ -77,7 +76,7 @@ def test_a_full_disk_stops_the_job_clearly_and_a_restart_loses_nothing(
     filler.unlink()
     job = run_job(*args)
     assert job.returncode == 0, job_failure(job)
-    assert _snapshot(small_disk / "lake") == expected
+    assert snapshot(small_disk / "lake") == expected
 
 
 @pytest.mark.campaign
@@ -86,15 +85,15 @@ def test_a_deleted_checkpoint_is_refused_with_the_choices(
 ) -> None:
     settings, expected = replayed
     work = tmp_path / "run"
-    job = run_job(*_job_args(kafka, settings, work))
+    job = run_job(*small_batch_args(kafka, settings, work))
     assert job.returncode == 0, job_failure(job)
     shutil.rmtree(work / "checkpoints")
-    job = run_job(*_job_args(kafka, settings, work))
+    job = run_job(*small_batch_args(kafka, settings, work))
     out = job.stdout + job.stderr
     assert job.returncode != 0
     assert f"its checkpoint {work / 'checkpoints' / 'lake'} is missing" in out
     assert "--starting-offsets latest" in out and "make clean" in out
-    assert _snapshot(work / "lake") == expected  # nothing written twice
+    assert snapshot(work / "lake") == expected  # nothing written twice
 
 
 @pytest.mark.campaign
@@ -103,13 +102,13 @@ def test_a_damaged_spark_checkpoint_is_refused_with_the_choices(
 ) -> None:
     settings, _expected = replayed
     work = tmp_path / "run"
-    job = run_job(*_job_args(kafka, settings, work))
+    job = run_job(*small_batch_args(kafka, settings, work))
     assert job.returncode == 0, job_failure(job)
     offsets = work / "checkpoints" / "lake" / "offsets"
     newest = max((p for p in offsets.iterdir() if p.name.isdigit()), key=lambda p: int(p.name))
     newest.write_text("garbage")  # the file Spark reads first on a restart
     (offsets / f".{newest.name}.crc").unlink(missing_ok=True)
-    job = run_job(*_job_args(kafka, settings, work))
+    job = run_job(*small_batch_args(kafka, settings, work))
     out = job.stdout + job.stderr
     assert job.returncode != 0
     assert f"offsets/{newest.name}" in out and f"The checkpoint {work / 'checkpoints' / 'lake'} is damaged" in out
@@ -121,16 +120,16 @@ def test_a_damaged_sink_state_is_refused_naming_the_file(kafka: str, tmp_path: P
     settings = fresh_topics(kafka, tmp_path)
     tape = list(read_tape(SAMPLE))
     write_tape(tmp_path / "first.ndjson", tape[:3000])
-    _replay(tmp_path / "first.ndjson", kafka, settings.kafka.topic)
+    replay(tmp_path / "first.ndjson", kafka, settings.kafka.topic)
     work = tmp_path / "run"
-    job = run_job(*_job_args(kafka, settings, work))
+    job = run_job(*small_batch_args(kafka, settings, work))
     assert job.returncode == 0, job_failure(job)
     states = sorted((work / "checkpoints" / "lake" / "lake_sink" / "state").glob("*.json"), key=lambda p: int(p.stem))
     assert states
     states[-1].write_text("{not json")
     write_tape(tmp_path / "more.ndjson", tape[3000:3500])
-    _replay(tmp_path / "more.ndjson", kafka, settings.kafka.topic)
-    job = run_job(*_job_args(kafka, settings, work))
+    replay(tmp_path / "more.ndjson", kafka, settings.kafka.topic)
+    job = run_job(*small_batch_args(kafka, settings, work))
     out = job.stdout + job.stderr
     assert job.returncode != 0
     assert f"{states[-1]}, the sink's state after batch" in out and "is unreadable" in out, job_failure(job)

@@ -15,8 +15,8 @@ from lake.schema import OHLC, column_names
 from lake.settings import REPO_ROOT
 from lake.trade import heartbeat
 from lake.wire import Accepted, judge, judge_value
-from tests.messy_tape import messy_tape
-from tests.reference import reference_bars
+from tests.support.messy_tape import messy_tape
+from tests.support.reference import reference_bars
 
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 BAR_COLUMNS = [c for c in column_names(OHLC) if c != "date"]

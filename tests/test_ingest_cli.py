@@ -18,10 +18,11 @@ import pytest
 from ingest.frames import FrameDecoder, detect_format, read_frames
 from ingest.tape import read_tape, write_tape
 from lake.settings import REPO_ROOT
-from tests.conftest import DATA, free_port
-from tests.exchange_data import binance_trade_frames, trade_ids
-from tests.fake_exchange import FakeExchange
-from tests.kafka_helpers import consume, fresh_topics
+from tests.support.data import DATA
+from tests.support.exchange_data import binance_trade_frames, trade_ids
+from tests.support.fake_exchange import FakeExchange
+from tests.support.kafka_helpers import consume, fresh_topics
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"

@@ -20,9 +20,9 @@ from ingest.replay import replay
 from ingest.tape import read_tape
 from lake.settings import REPO_ROOT, interval_ms
 from lake.tables import JOB_TABLES, TABLES, recorded_windows
-from tests.kafka_helpers import fresh_topics
-from tests.messy_tape import messy_tape
-from tests.reference import reference_bars, reference_volatility, valid_trades
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.messy_tape import messy_tape
+from tests.support.reference import reference_bars, reference_volatility, valid_trades
 
 pytestmark = pytest.mark.integration
 

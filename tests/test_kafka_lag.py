@@ -6,7 +6,7 @@ import pytest
 from kafka import KafkaProducer
 
 from dashboard import kafka_lag
-from tests.kafka_helpers import fresh_topics
+from tests.support.kafka_helpers import fresh_topics
 
 
 @pytest.mark.integration
@@ -25,7 +25,7 @@ def test_end_offsets_come_from_the_broker(kafka: str, tmp_path, monkeypatch: pyt
 
 
 def test_no_broker_gives_none(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.conftest import free_port
+    from tests.support.ports import free_port
 
     monkeypatch.setenv("KAFKA_BOOTSTRAP_SERVERS", f"127.0.0.1:{free_port()}")
     assert kafka_lag.broker_end_offsets.__wrapped__(("t",)) is None  # type: ignore[attr-defined]

@@ -14,7 +14,7 @@ import pytest
 
 import lake
 from lake import delta
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 START = dt.datetime(2026, 1, 1, 23, 58, tzinfo=dt.UTC)
 

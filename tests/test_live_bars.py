@@ -28,10 +28,10 @@ from ingest.tape import read_tape, write_tape
 from lake.live_bars import decode
 from lake.schema import OHLC, column_names
 from lake.settings import REPO_ROOT, Settings
-from tests.conftest import job_args, run_job
-from tests.kafka_helpers import fresh_topics
-from tests.messy_tape import messy_tape
-from tests.test_demo import expected_loops
+from tests.support.job import job_args, run_job
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.messy_tape import messy_tape
+from tests.support.reference import expected_loops
 
 pytestmark = pytest.mark.integration
 

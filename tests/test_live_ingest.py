@@ -8,19 +8,14 @@ from __future__ import annotations
 
 import json
 import threading
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from ingest.connection import RetriesExhausted
 from ingest.live import run_feed
-from ingest.pipeline import Counters
-from lake.settings import Settings
-from tests.conftest import free_port
-from tests.exchange_data import (
+from tests.support.exchange_data import (
     binance_rest,
     binance_trade_frames,
     coinbase_advanced_frames,
@@ -28,18 +23,13 @@ from tests.exchange_data import (
     coinbase_rest,
     trade_ids,
 )
-from tests.fake_exchange import FakeExchange, Plan
-from tests.kafka_helpers import consume, fresh_topics
+from tests.support.fake_exchange import FakeExchange, Plan
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.live_ingest import FAST, ids, ingest, published, ranges, serve
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
-FAST = {
-    "ws_backoff_initial_s": 0.05,
-    "ws_backoff_max_s": 0.2,
-    "ws_silence_timeout_s": 2.0,
-    "ingest_health_interval_s": 1.0,
-    "ingest_status_interval_s": 1.0,
-}
 BAD = [
     ("{not json", "malformed_json"),
     (
@@ -62,71 +52,6 @@ BAD = [
 ]
 
 
-def _serve(started: list[FakeExchange], protocol: str, frames: list[str], plans: list[Plan], **kw: Any) -> FakeExchange:
-    fake = FakeExchange(protocol, frames, plans, **kw).start()
-    started.append(fake)
-    return fake
-
-
-def _ingest(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[str], timeout: float = 60) -> Counters:
-    """Run the real `run_feed` until the server has played every plan and frame, then stop it."""
-    stop = threading.Event()
-    result: dict[str, Any] = {}
-
-    def target() -> None:
-        try:
-            result["counters"] = run_feed(exchange, symbols, settings, stop, url=fake.ws_url)
-        except BaseException as exc:  # surfaced below
-            result["error"] = exc
-
-    thread = threading.Thread(target=target)
-    thread.start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and "error" not in result:
-        if fake.connections >= len(fake.plans) and fake.cursor >= len(fake.frames):
-            break
-        time.sleep(0.05)
-    time.sleep(1.5)  # let the client take in the last frames and tick once more
-    stop.set()
-    thread.join(30)
-    if "error" in result:
-        raise result["error"]
-    assert fake.cursor >= len(fake.frames), f"server played {fake.cursor} of {len(fake.frames)} frames in {timeout}s"
-    return result["counters"]  # type: ignore[no-any-return]
-
-
-def _published(settings: Settings) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
-    records = consume(settings.kafka.bootstrap_servers, settings.kafka.topic)
-    trades = [r.value for r in records if r.value["type"] == "trade"]
-    beats = [r for r in records if r.value["type"] == "heartbeat"]
-    assert all(r.key == f"{r.value['exchange']}:{r.value['symbol']}" for r in records if r.value["type"] == "trade")
-    dlq = [r.value for r in consume(settings.kafka.bootstrap_servers, settings.kafka.dlq_topic)]
-    events = [r.value for r in consume(settings.kafka.bootstrap_servers, settings.kafka.feed_events_topic)]
-    return trades, [b.value for b in beats], dlq + events
-
-
-def _ids(trades: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
-    return Counter((t["symbol"], t["trade_id"]) for t in trades)
-
-
-def _ranges(ids: set[tuple[str, int]]) -> set[tuple[str, int, int]]:
-    """Contiguous (symbol, first, last) runs of ids."""
-    by_symbol: dict[str, list[int]] = defaultdict(list)
-    for symbol, i in ids:
-        by_symbol[symbol].append(i)
-    runs = set()
-    for symbol, values in by_symbol.items():
-        values.sort()
-        start = prev = values[0]
-        for v in values[1:]:
-            if v != prev + 1:
-                runs.add((symbol, start, prev))
-                start = v
-            prev = v
-        runs.add((symbol, start, prev))
-    return runs
-
-
 def test_binance_drops_repeats_and_garbage_lose_and_duplicate_nothing(
     kafka: str, tmp_path: Path, exchange: list[FakeExchange]
 ) -> None:
@@ -136,14 +61,14 @@ def test_binance_drops_repeats_and_garbage_lose_and_duplicate_nothing(
         [("repeat", 150), ("send", 700), *[("garbage", raw) for raw, _ in BAD[:3]], ("close",)],
         [("repeat", 20), ("send", 500), *[("garbage", raw) for raw, _ in BAD[3:]]],
     ]
-    fake = _serve(exchange, "binance", frames, plans)
+    fake = serve(exchange, "binance", frames, plans)
     settings = fresh_topics(kafka, tmp_path, **FAST)
-    counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
+    counters = ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
 
-    trades, beats, side = _published(settings)
+    trades, beats, side = published(settings)
     expected = trade_ids(frames, "binance")
     assert len(expected) == 3000
-    assert _ids(trades) == Counter(expected)  # every trade, exactly once
+    assert ids(trades) == Counter(expected)  # every trade, exactly once
     assert counters.duplicates == 170 and counters.reconnects == 2 and counters.gaps == 0
     assert sorted(r["reason"] for r in side if "reason" in r) == sorted(reason for _, reason in BAD)
     assert all(r["source"] == "binance:ws" for r in side if "reason" in r)
@@ -162,34 +87,34 @@ def test_binance_skipped_trades_are_reported_or_backfilled(
 ) -> None:
     frames = binance_trade_frames(2000)
     plans: list[Plan] = [[("send", 500), ("skip", 30), ("send", 500), ("drop",)], [("skip", 25)]]
-    fake = _serve(exchange, "binance", frames, plans, rest_trades=binance_rest(frames))
+    fake = serve(exchange, "binance", frames, plans, rest_trades=binance_rest(frames))
     settings = fresh_topics(kafka, tmp_path, ingest_backfill=backfill, binance_rest_url=fake.rest_url, **FAST)
-    counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
+    counters = ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
 
-    trades, _beats, side = _published(settings)
+    trades, _beats, side = published(settings)
     skipped = trade_ids(frames[500:530] + frames[1030:1055], "binance")
     gaps = {(e["symbol"], e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "gap"}
-    assert gaps == _ranges(skipped)
+    assert gaps == ranges(skipped)
     assert all(e["count"] == e["to_trade_id"] - e["from_trade_id"] + 1 for e in side if e.get("kind") == "gap")
     everything = trade_ids(frames, "binance")
     if backfill:
-        assert _ids(trades) == Counter(everything)
+        assert ids(trades) == Counter(everything)
         fills = [e for e in side if e.get("kind") == "backfill"]
         assert sum(e["count"] for e in fills) == len(skipped) and all(e["detail"] == "complete" for e in fills)
         assert fake.rest_requests and counters.backfilled == len(skipped)
     else:
-        assert _ids(trades) == Counter(everything - skipped)
+        assert ids(trades) == Counter(everything - skipped)
         assert not fake.rest_requests
 
 
 def test_a_silent_socket_is_replaced_by_the_watchdog(kafka: str, tmp_path: Path, exchange: list[FakeExchange]) -> None:
     frames = binance_trade_frames(1000)
-    fake = _serve(exchange, "binance", frames, [[("send", 400), ("silence",)], []])
+    fake = serve(exchange, "binance", frames, [[("send", 400), ("silence",)], []])
     settings = fresh_topics(kafka, tmp_path, **{**FAST, "ws_silence_timeout_s": 1.0})
-    counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
+    counters = ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
 
-    trades, _beats, side = _published(settings)
-    assert _ids(trades) == Counter(trade_ids(frames, "binance"))
+    trades, _beats, side = published(settings)
+    assert ids(trades) == Counter(trade_ids(frames, "binance"))
     assert counters.reconnects == 1
     assert {e["detail"].split(" (")[-1] for e in side if e.get("kind") == "disconnect"} == {"watchdog)"}
 
@@ -199,15 +124,15 @@ def test_coinbase_matches_reconnect_and_backfill_over_rest(
 ) -> None:
     frames = [f for f in coinbase_match_frames() if '"type":"l2update"' not in f]
     plans: list[Plan] = [[("send", 60), ("skip", 8), ("send", 40), ("drop",)], [("repeat", 10)]]
-    fake = _serve(exchange, "coinbase", frames, plans, rest_trades=coinbase_rest(frames))
+    fake = serve(exchange, "coinbase", frames, plans, rest_trades=coinbase_rest(frames))
     products = sorted({json.loads(f)["product_id"] for f in frames if '"match"' in f})
     settings = fresh_topics(kafka, tmp_path, ingest_backfill=True, coinbase_rest_url=fake.rest_url, **FAST)
-    counters = _ingest(fake, settings, "coinbase", products)
+    counters = ingest(fake, settings, "coinbase", products)
 
-    trades, _beats, side = _published(settings)
-    assert _ids(trades) == Counter(trade_ids(frames, "coinbase"))
+    trades, _beats, side = published(settings)
+    assert ids(trades) == Counter(trade_ids(frames, "coinbase"))
     skipped = trade_ids(frames[60:68], "coinbase")
-    assert {(e["symbol"], e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "gap"} == _ranges(
+    assert {(e["symbol"], e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "gap"} == ranges(
         skipped
     )
     assert counters.backfilled == len(skipped) > 0
@@ -221,17 +146,17 @@ def test_coinbase_matches_reconnect_and_backfill_over_rest(
 def test_coinbase_advanced_trade_sequence_and_id_gaps(kafka: str, tmp_path: Path, exchange: list[FakeExchange]) -> None:
     frames = coinbase_advanced_frames()
     plans: list[Plan] = [[("send", 30), ("skip", 3), ("send", 10), ("drop",)], []]
-    fake = _serve(exchange, "coinbase-advanced", frames, plans)
+    fake = serve(exchange, "coinbase-advanced", frames, plans)
     settings = fresh_topics(kafka, tmp_path, coinbase_feed="market_trades", **FAST)
-    _ingest(fake, settings, "coinbase", ["BTC-USD", "ETH-USD"])
+    ingest(fake, settings, "coinbase", ["BTC-USD", "ETH-USD"])
 
-    trades, _beats, side = _published(settings)
+    trades, _beats, side = published(settings)
     skipped = trade_ids(frames[30:33], "coinbase")
-    assert _ids(trades) == Counter(trade_ids(frames, "coinbase") - skipped)
+    assert ids(trades) == Counter(trade_ids(frames, "coinbase") - skipped)
     seq = [(e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "sequence_gap"]
     assert seq == [(32, 34)]  # 2 subscription replies, then 30 messages numbered 2..31, 3 lost
     gaps = {(e["symbol"], e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "gap"}
-    assert gaps == _ranges(skipped)
+    assert gaps == ranges(skipped)
     assert [[s["channel"] for s in conn] for conn in fake.subscriptions] == [["market_trades", "heartbeats"]] * 2
 
 
@@ -249,11 +174,11 @@ def test_connections_are_renewed_before_the_venue_cuts_them(
 ) -> None:
     """Binance closes a connection after 24 h; we renew first (here after 1 s) and lose nothing."""
     frames = binance_trade_frames(600)
-    fake = _serve(exchange, "binance", frames, [[("send", 300), ("silence",)], []])
+    fake = serve(exchange, "binance", frames, [[("send", 300), ("silence",)], []])
     settings = fresh_topics(kafka, tmp_path, **{**FAST, "ws_max_connection_age_s": 1.0})
     # The first connection sends 300 frames, then nothing; renewal (1 s) comes before the watchdog (2 s).
-    counters = _ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
-    trades, _beats, side = _published(settings)
-    assert _ids(trades) == Counter(trade_ids(frames, "binance"))
+    counters = ingest(fake, settings, "binance", ["BTCUSDT", "ETHUSDT"])
+    trades, _beats, side = published(settings)
+    assert ids(trades) == Counter(trade_ids(frames, "binance"))
     assert counters.reconnects >= 1
     assert "connection age limit; renewing" in {e["detail"] for e in side if e.get("kind") == "disconnect"}

@@ -26,10 +26,10 @@ from lake import delta
 from lake.maintenance import exclusive, maintain_once
 from lake.schema import OHLC, to_arrow
 from lake.settings import REPO_ROOT
-from tests.conftest import job_args, start_job, stop_job
-from tests.kafka_helpers import fresh_topics
-from tests.lake_builder import ohlc_rows
-from tests.reference import reference_bars
+from tests.support.job import job_args, start_job, stop_job
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.lake_builder import ohlc_rows
+from tests.support.reference import reference_bars
 
 HOUR = dt.datetime(2024, 5, 6, 11, 0, tzinfo=dt.UTC)
 SYMBOLS = ("AAAUSD", "BBBUSD")

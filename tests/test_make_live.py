@@ -20,8 +20,8 @@ from infra.live import sources
 from infra.live_status import Reading, age, status_line
 from infra.supervisor import Backoff, Component, Supervisor, group_alive
 from lake.settings import REPO_ROOT
-from tests.browser import ARTIFACTS, browser_page
-from tests.conftest import free_port
+from tests.support.browser import ARTIFACTS, browser_page
+from tests.support.ports import free_port
 
 
 def test_sources_default_to_the_demo_and_name_what_is_wrong() -> None:

@@ -23,7 +23,7 @@ from models import registry, tracking
 from models.evaluation import METRICS
 from models.scoring import score
 from models.synthetic import write_lake
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 SYMBOL = "GARCHUSD"
 MODEL = "garch-vol"
@@ -193,7 +193,7 @@ def test_a_server_that_never_answers_is_unreachable_after_the_timeout() -> None:
 def test_make_mlflow_serves_the_ui_over_the_store(trained: Path, store: str, tmp_path: Path) -> None:
     """The real server from `.venv-mlflow` (full mlflow) shows the run the project's mlflow-skinny logged."""
     from infra import mlflow_ui
-    from tests.browser import ARTIFACTS, browser_page
+    from tests.support.browser import ARTIFACTS, browser_page
 
     port = free_port()
     proc = subprocess.Popen(

@@ -13,7 +13,7 @@ from ingest.frames import frame_trades, frames_to_records
 from ingest.venues import binance
 from lake.schema import WIRE_TRADE, column_names
 from lake.trade import Trade
-from tests.conftest import DATA
+from tests.support.data import DATA
 
 BTC = DATA / "binance" / "btcusdt_20240808.gz"
 FIRST = {

@@ -15,7 +15,7 @@ from ingest.tracking import Gap
 from ingest.venues import REGISTRY, SubscriptionRejected
 from ingest.venues.okx import Okx, OkxRest
 from lake.trade import Trade
-from tests.conftest import DATA
+from tests.support.data import DATA
 
 CAPTURE = DATA / "okx" / "OKX.ws.1.0"
 

@@ -12,9 +12,10 @@ import pytest
 
 import lake
 from ingest.frames import frames_to_records, read_frames
-from tests.conftest import DATA, run_job
-from tests.kafka_helpers import consume, fresh_topics
-from tests.reference import reference_bars
+from tests.support.data import DATA
+from tests.support.job import run_job
+from tests.support.kafka_helpers import consume, fresh_topics
+from tests.support.reference import reference_bars
 
 pytestmark = pytest.mark.integration
 

@@ -12,10 +12,10 @@ import pytest
 
 from ingest.live import run_feed
 from ingest.pipeline import Counters
-from tests.exchange_data import okx_frames, okx_rest, trade_ids
-from tests.fake_exchange import FakeExchange, Plan
-from tests.kafka_helpers import fresh_topics
-from tests.test_live_ingest import FAST, _ids, _ingest, _published, _ranges, _serve
+from tests.support.exchange_data import okx_frames, okx_rest, trade_ids
+from tests.support.fake_exchange import FakeExchange, Plan
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.live_ingest import FAST, ids, ingest, published, ranges, serve
 
 pytestmark = pytest.mark.integration
 
@@ -35,19 +35,19 @@ def test_okx_reconnects_dedups_and_reports_or_fills_gaps(
     skip = spot[35] - cut
     # The second connection repeats back to the first frame after the skip: duplicates, no fill.
     plans: list[Plan] = [[("send", cut), ("skip", skip), ("send", 40), ("drop",)], [("repeat", 40)]]
-    fake = _serve(exchange, "okx", frames, plans, rest_trades=okx_rest(frames))
+    fake = serve(exchange, "okx", frames, plans, rest_trades=okx_rest(frames))
     settings = fresh_topics(kafka, tmp_path, ingest_backfill=backfill, okx_rest_url=fake.rest_url, **FAST)
-    counters = _ingest(fake, settings, "okx", ["BTC-USDT"])
+    counters = ingest(fake, settings, "okx", ["BTC-USDT"])
 
-    trades, _beats, side = _published(settings)
+    trades, _beats, side = published(settings)
     skipped = trade_ids([frames[i] for i in spot if cut <= i < cut + skip], "okx")
     assert len(skipped) == 5
     every = trade_ids([frames[i] for i in spot], "okx")
     assert len(every) == 69
-    assert _ids(trades) == Counter(every if backfill else every - skipped)  # once each, repeats dropped
+    assert ids(trades) == Counter(every if backfill else every - skipped)  # once each, repeats dropped
     assert counters.duplicates > 0 and counters.reconnects == 1
     gaps = {(e["symbol"], e["from_trade_id"], e["to_trade_id"]) for e in side if e.get("kind") == "gap"}
-    assert gaps == _ranges(skipped)
+    assert gaps == ranges(skipped)
     if backfill:
         assert counters.backfilled == 5
         assert all(r.startswith("/api/v5/market/history-trades?") for r in fake.rest_requests)
@@ -61,7 +61,7 @@ def test_okx_reconnects_dedups_and_reports_or_fills_gaps(
 def test_a_quiet_okx_feed_is_kept_open_by_keepalives(kafka: str, tmp_path: Path, exchange: list[FakeExchange]) -> None:
     """OKX sends no WebSocket pings and cuts a client silent for 30 s; our `ping` texts and its
     `pong`s keep the connection (and our watchdog) alive."""
-    fake = _serve(exchange, "okx", okx_frames()[:20], [[("send", 20), ("quiet", 3.0)]])
+    fake = serve(exchange, "okx", okx_frames()[:20], [[("send", 20), ("quiet", 3.0)]])
     settings = fresh_topics(kafka, tmp_path, **{**FAST, "ws_keepalive_after_s": 0.4, "ws_silence_timeout_s": 1.5})
     stop = threading.Event()
     result: list[Counters] = []

@@ -19,14 +19,13 @@ import pytest
 import lake
 from ingest import side_records
 from ingest.tape import read_tape, write_tape
-from lake.settings import REPO_ROOT
-from tests.conftest import run_job
-from tests.messy_tape import INVALID, messy_tape
-from tests.reference import reference_bars, reference_candles, reference_volatility, valid_trades
+from tests.support.data import SAMPLE
+from tests.support.job import run_job
+from tests.support.messy_tape import INVALID, messy_tape
+from tests.support.reference import reference_bars, reference_candles, reference_volatility, valid_trades
 
 pytestmark = pytest.mark.integration
 
-SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 # What the ingestor publishes on crypto.feed_events (see tests/test_live_ingest.py for where they come from).
 FEED_EVENTS = [
     side_records.gap("binance", "BTCUSDT", 3735683300, 3735683310, 1723161290000, 1723161291000, 1723161295000),

@@ -12,7 +12,7 @@ from kafka.admin import KafkaAdminClient, NewTopic
 
 from ingest.producer import DeliveryFailed, Publisher
 from lake.settings import load
-from tests.kafka_helpers import consume
+from tests.support.kafka_helpers import consume
 
 pytestmark = pytest.mark.integration
 

@@ -34,7 +34,7 @@ def test_every_table_and_progress_has_a_view_on_an_empty_lake(tmp_path: Path) ->
 def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) -> None:
     import datetime as dt
 
-    from tests.lake_builder import SinkLake, ohlc_rows
+    from tests.support.lake_builder import SinkLake, ohlc_rows
 
     sink = SinkLake(tmp_path / "lake")
     start = dt.datetime(2026, 1, 1, 23, 59, tzinfo=dt.UTC)
@@ -67,7 +67,7 @@ def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) ->
 def test_latest_bars_with_two_exchanges_in_a_file_reads_every_file_it_may_need(tmp_path: Path) -> None:
     import datetime as dt
 
-    from tests.lake_builder import SinkLake, ohlc_rows
+    from tests.support.lake_builder import SinkLake, ohlc_rows
 
     sink = SinkLake(tmp_path / "lake")
     start = dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)

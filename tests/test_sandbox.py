@@ -10,7 +10,7 @@ import pytest
 
 import lake
 from lake.sandbox import QueryRefused, run_query
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 
 @pytest.fixture

@@ -41,5 +41,3 @@ def test_flags_are_validated_and_unknown_names_refused() -> None:
         load(backfil=True)
     with pytest.raises(ValidationError):
         load(stream_watermark="soon")
-
-

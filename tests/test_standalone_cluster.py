@@ -17,11 +17,11 @@ import pytest
 import lake
 from ingest.tape import read_tape
 from lake.settings import REPO_ROOT
-from tests.conftest import free_port, job_args, job_failure
-from tests.kafka_helpers import fresh_topics
-from tests.reference import reference_bars
-from tests.test_exactly_once import _replay
-from tests.test_pipeline import SAMPLE
+from tests.support.data import SAMPLE
+from tests.support.job import job_args, job_failure, replay
+from tests.support.kafka_helpers import fresh_topics
+from tests.support.ports import free_port
+from tests.support.reference import reference_bars
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +102,7 @@ def standalone(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 def test_the_job_runs_on_a_standalone_cluster(standalone: str, kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
-    _replay(SAMPLE, kafka, settings.kafka.topic)
+    replay(SAMPLE, kafka, settings.kafka.topic)
     job = subprocess.run(
         [
             str(Path(sys.executable).parent / "spark-submit"),

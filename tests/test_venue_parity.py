@@ -20,9 +20,14 @@ import pytest
 from ingest.frames import frames_to_records, read_frames
 from ingest.live import run_feed
 from lake.settings import Settings
-from tests.exchange_data import binance_trade_frames, coinbase_advanced_frames, coinbase_match_frames, okx_frames
-from tests.fake_exchange import FakeExchange
-from tests.kafka_helpers import consume, fresh_topics
+from tests.support.exchange_data import (
+    binance_trade_frames,
+    coinbase_advanced_frames,
+    coinbase_match_frames,
+    okx_frames,
+)
+from tests.support.fake_exchange import FakeExchange
+from tests.support.kafka_helpers import consume, fresh_topics
 
 pytestmark = pytest.mark.integration
 

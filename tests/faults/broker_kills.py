@@ -18,11 +18,11 @@ from pathlib import Path
 from infra.kafka_local import LocalKafka, ensure_project_topics
 from ingest.live import run_feed
 from lake.settings import REPO_ROOT, load
-from tests.conftest import free_port
-from tests.exchange_data import binance_trade_frames, trade_ids
-from tests.fake_exchange import FakeExchange
 from tests.faults import FaultRow
-from tests.kafka_helpers import consume
+from tests.support.exchange_data import binance_trade_frames, trade_ids
+from tests.support.fake_exchange import FakeExchange
+from tests.support.kafka_helpers import consume
+from tests.support.ports import free_port
 
 
 def _trades(broker: LocalKafka, topic: str) -> Counter[tuple[str, int]]:
@@ -118,10 +118,9 @@ def kill_during_job(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2
     the lake must equal an uninterrupted run's. A job that stops is started again (counted)."""
     import lake
     from ingest.tape import read_tape, write_tape
-    from tests.conftest import job_args, run_job, start_job, stop_job
-    from tests.messy_tape import messy_tape
-    from tests.test_exactly_once import _replay, _snapshot
-    from tests.test_pipeline import SAMPLE
+    from tests.support.data import SAMPLE
+    from tests.support.job import job_args, replay, run_job, snapshot, start_job, stop_job
+    from tests.support.messy_tape import messy_tape
 
     rng = random.Random(seed)
     broker = _own_broker(work)
@@ -129,11 +128,11 @@ def kill_during_job(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2
     ensure_project_topics(broker, settings)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
     write_tape(work / "tape.ndjson", tape)
-    _replay(work / "tape.ndjson", broker.bootstrap, settings.kafka.topic)
+    replay(work / "tape.ndjson", broker.bootstrap, settings.kafka.topic)
     clean = run_job(*job_args(broker.bootstrap, settings, work / "clean" / "lake", work / "clean" / "cp",
                               max_offsets=1500))  # fmt: skip
     assert clean.returncode == 0, clean.stdout[-2000:]
-    expected = _snapshot(work / "clean" / "lake")
+    expected = snapshot(work / "clean" / "lake")
     trades = sum(row[-1] for row in lake.connect(work / "clean" / "lake").sql(
         "SELECT 0, sum(trade_count) FROM ohlc").fetchall())  # fmt: skip
 
@@ -160,7 +159,7 @@ def kill_during_job(work: Path, kills: int = 3, seed: int = 7, down_s: float = 2
     finally:
         if job.poll() is None:
             stop_job(job)
-    got = _snapshot(work / "run" / "lake")
+    got = snapshot(work / "run" / "lake")
     broker.stop()
     lost = sum(len(set(map(repr, expected[t])) - set(map(repr, got[t]))) for t in expected)
     extra = sum(len(got[t]) - len(set(map(repr, got[t]))) + len(set(map(repr, got[t])) - set(map(repr, expected[t])))

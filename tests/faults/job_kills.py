@@ -10,30 +10,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import job_failure, run_job, start_job
 from tests.faults import FaultRow
-from tests.test_exactly_once import _job_args, _snapshot
+from tests.support.job import job_failure, run_job, small_batch_args, snapshot, start_job
 
 
 def campaign(kafka: str, settings: Any, work: Path, kills: int = 20, seed: int = 11) -> FaultRow:
     """`settings` names a topic that already holds the tape (see bench/faults.py)."""
     rng = random.Random(seed)
-    clean = run_job(*_job_args(kafka, settings, work / "clean"))
+    clean = run_job(*small_batch_args(kafka, settings, work / "clean"))
     assert clean.returncode == 0, job_failure(clean)
-    expected = _snapshot(work / "clean" / "lake")
+    expected = snapshot(work / "clean" / "lake")
     done_early = 0
     started = time.monotonic()
     for _ in range(kills):
-        proc = start_job(*_job_args(kafka, settings, work / "crashed"))
+        proc = start_job(*small_batch_args(kafka, settings, work / "crashed"))
         time.sleep(rng.uniform(3.0, 12.0))  # start-up, or somewhere inside a batch
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         else:
             done_early += 1
         proc.wait(30)
-    final = run_job(*_job_args(kafka, settings, work / "crashed"))
+    final = run_job(*small_batch_args(kafka, settings, work / "crashed"))
     survived = final.returncode == 0
-    got = _snapshot(work / "crashed" / "lake") if survived else {t: [] for t in expected}
+    got = snapshot(work / "crashed" / "lake") if survived else {t: [] for t in expected}
     lost = sum(len(set(map(repr, expected[t])) - set(map(repr, got[t]))) for t in expected)
     extra = sum(len(got[t]) - len(expected[t]) for t in expected if len(got[t]) > len(expected[t]))
     return FaultRow(

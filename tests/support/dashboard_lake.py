@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 from lake.schema import REJECTS, VOLATILITY
-from tests.lake_builder import SinkLake, ohlc_rows
+from tests.support.lake_builder import SinkLake, ohlc_rows
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)
 SECONDS = 3 * 3600  # three hours of 1-second bars

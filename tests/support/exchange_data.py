@@ -7,8 +7,8 @@ import json
 from typing import Any
 
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
-from tests.conftest import DATA
-from tests.fake_exchange import RestTrade
+from tests.support.data import DATA
+from tests.support.fake_exchange import RestTrade
 
 
 def binance_trade_frames(limit: int | None = None) -> list[str]:

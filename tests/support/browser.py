@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from lake.settings import REPO_ROOT
-from tests.conftest import free_port
+from tests.support.ports import free_port
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"
 

@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from ingest.demo import DEMO_EXCHANGE, loop_plan
+
 SCALE = Decimal("1e-8")
 MAX_ABS = Decimal("1e10")
 
@@ -121,3 +123,19 @@ def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.Dat
             frame.loc[frame[f"returns_{w}s"] < 2, f"volatility_{w}s"] = np.nan
         out.append(frame.reset_index(drop=True))
     return pd.concat(out, ignore_index=True)
+
+
+def expected_loops(tape: list[dict], loops: int, now_ms: int) -> pd.DataFrame:
+    """The tape's own reference bars, shifted as each loop shifts times and ids."""
+    bars = reference_bars(tape)
+    out = []
+    for n in range(loops):
+        plan = loop_plan(tape, now_ms, n)
+        shifted = bars.assign(
+            exchange=DEMO_EXCHANGE,
+            window_start=bars["window_start"] + pd.Timedelta(milliseconds=plan.time_shift_ms),
+            first_trade_id=bars["first_trade_id"] + bars["symbol"].map(plan.id_shift),
+            last_trade_id=bars["last_trade_id"] + bars["symbol"].map(plan.id_shift),
+        )
+        out.append(shifted)
+    return pd.concat(out, ignore_index=True).sort_values(["symbol", "window_start"]).reset_index(drop=True)
