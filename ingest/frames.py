@@ -100,12 +100,6 @@ class FrameDecoder:
         return venue.decode(text, ingest_ts).trades
 
 
-def frame_trades(exchange: str, text: str, ingest_ts: int | None) -> list[Trade]:
-    """The trades in one raw frame of `exchange` (default settings); BadMessage for a bad frame.
-    It reads the settings each call: for many frames, use one `FrameDecoder`."""
-    return FrameDecoder().trades(exchange, text, ingest_ts)
-
-
 def frames_to_records(
     frames: Iterable[Frame], on_bad: Callable[[Frame, BadMessage], None], settings: Settings | None = None
 ) -> Iterator[dict[str, Any]]:

@@ -237,20 +237,16 @@ class LakeSink:
             log.warning("batch %d: sink state found for batch %d, not %d", batch_id, previous, batch_id - 1)
         try:
             data = json.loads(path.read_text())
-        except (OSError, ValueError) as exc:
+            closer_state = data["closer"]
+        except (OSError, ValueError, KeyError, TypeError) as exc:
             raise SinkStateError(
                 f"{path}, the sink's state after batch {previous}, is unreadable ({exc}); the checkpoint "
                 f"{self.home.parent} is damaged. Restore it from a backup, or start over (new --lake and "
                 "--checkpoints); a guess would lose or repeat bars."
             ) from None
-        if "closer" not in data:
-            raise SinkStateError(
-                f"{self.home} was written by the job before it released bars in update mode; its open "
-                "windows are in Spark's state only. Start over (make clean, or new --lake and --checkpoints)."
-            )
         open_path = path.with_suffix(".open.arrow")
         open_windows = ipc.open_file(open_path).read_all() if open_path.exists() else None
-        closer = BarCloser.from_json(data["closer"], open_windows, self.delay_ms)
+        closer = BarCloser.from_json(closer_state, open_windows, self.delay_ms)
         volatility = VolatilityState.from_json(data["volatility"], self.windows_s) if self.volatility else None
         return closer, volatility
 

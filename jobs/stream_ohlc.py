@@ -81,7 +81,6 @@ def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFra
 
 QUERY = "ohlc"  # its name in lake/_progress (where earlier jobs had a query per table)
 CHECKPOINT = "lake"  # <checkpoints>/lake: Spark's checkpoint, plus lake_sink/
-LEGACY_CHECKPOINTS = ("ohlc", "rejects", "feed_events", "volatility")  # one per query, before the single query
 
 
 # The job's tables other than ohlc (`lake.tables`, writer "job"), each from the parsed trades
@@ -114,15 +113,6 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
 
 def checkpoint_dir(settings: Settings) -> Path:
     root = Path(settings.checkpoint.path)
-    legacy = [name for name in LEGACY_CHECKPOINTS if (root / name / "offsets").is_dir()]
-    if legacy and not (root / CHECKPOINT).exists():
-        raise SystemExit(
-            f"{root} holds checkpoints of the earlier four-query job ({', '.join(legacy)}). Starting this job "
-            f"there would read the topics again from {settings.stream.starting_offsets!r} into a lake that "
-            "already has those rows. Start over (make clean, or new --lake and --checkpoints), or pass "
-            f"--starting-offsets with the offsets of the newest batch in {root / 'ohlc' / 'commits'} "
-            f"(its entry in {root / 'ohlc' / 'offsets'})."
-        )
     return root / CHECKPOINT
 
 

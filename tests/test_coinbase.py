@@ -9,10 +9,10 @@ import pytest
 
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw
 from ingest.errors import BadMessage
-from ingest.frames import frame_trades
 from ingest.venues import coinbase
 from lake.trade import Trade
 from tests.support.data import DATA
+from tests.support.exchange_data import frame_trades
 
 EXCHANGE_FEED = DATA / "coinbase" / "COINBASE.ws.28.0"
 ADVANCED = DATA / "coinbase" / "COINBASE.jsonl.zst"

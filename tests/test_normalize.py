@@ -9,11 +9,12 @@ import pytest
 
 from ingest.captures import read_hftbacktest
 from ingest.errors import BadMessage
-from ingest.frames import frame_trades, frames_to_records
+from ingest.frames import frames_to_records
 from ingest.venues import binance
 from lake.schema import WIRE_TRADE, column_names
 from lake.trade import Trade
 from tests.support.data import DATA
+from tests.support.exchange_data import frame_trades
 
 BTC = DATA / "binance" / "btcusdt_20240808.gz"
 FIRST = {

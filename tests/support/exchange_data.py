@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
+from ingest.frames import FrameDecoder
+from lake.trade import Trade
 from tests.support.data import DATA
 from tests.support.fake_exchange import RestTrade
 
@@ -82,3 +84,8 @@ def trade_ids(frames: list[str], exchange: str) -> set[tuple[str, int]]:
         for trade in decoder.trades(exchange, text, None):
             out.add((trade.symbol, trade.trade_id))
     return out
+
+
+def frame_trades(exchange: str, text: str, ingest_ts: int | None) -> list[Trade]:
+    """The trades in one raw frame of `exchange` (default settings); BadMessage for a bad frame."""
+    return FrameDecoder().trades(exchange, text, ingest_ts)
