@@ -4,6 +4,6 @@
     GET  /v1/health     POST /v1/sql       WS  /v1/stream/bars
 
 It reads the lake only through `lake.connect(read_only=True)` (`api.lake_access`) and the
-forming bars only from `crypto.bars.live` (`lake.live_tail`). Decimal amounts travel as JSON
+forming bars only from `crypto.bars.live` (`core.live_tail`). Decimal amounts travel as JSON
 strings. OpenAPI docs at /docs.
 """

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from lake.settings import Settings, load
+from core.settings import Settings, load
 
 LOG = Path(".logs") / "api.log"
 
@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     LOG.parent.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(LOG)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "api", "lake"):
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "api", "core", "lake"):
         logger = logging.getLogger(name)
         logger.handlers, logger.propagate = [handler], False
         logger.setLevel(logging.INFO)

@@ -20,8 +20,8 @@ from api.responses import ERRORS, json_response
 from api.rollups import MinuteRollups, Warmer
 from api.routes import ROUTERS, WEBSOCKET_ROUTERS
 from api.time_limit import TimeLimit
-from lake.live_tail import LiveFeed
-from lake.settings import Settings
+from core.live_tail import LiveFeed
+from core.settings import Settings
 
 PREFIX = "/v1"
 

@@ -2,7 +2,7 @@
 
 Pure: rows in, rows out. A candle is a dict with the fields of `api.schemas.Candle`: times are
 UTC datetimes, amounts decimal text (final candles) or Decimal (provisional ones). Live bars are
-`lake.live_bars.decode` dicts (epoch-ms window times).
+`core.live_bars.decode` dicts (epoch-ms window times).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from api.encoding import from_ms
-from lake.schema import PRICE_SCALE, QTY_SCALE
+from core.schema import PRICE_SCALE, QTY_SCALE
 
 _QUOTE_SCALE, _VOLUME_SCALE = PRICE_SCALE + QTY_SCALE, QTY_SCALE  # the lake's quote_volume and volume
 _SHIFT = _VOLUME_SCALE + PRICE_SCALE - _QUOTE_SCALE  # unscaled vwap = quote * 10**_SHIFT / volume

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from lake.schema import PRICE_PRECISION, PRICE_SCALE, QTY_PRECISION, QTY_SCALE
+from core.schema import PRICE_PRECISION, PRICE_SCALE, QTY_PRECISION, QTY_SCALE
 
 _PRICE = pa.decimal128(PRICE_PRECISION, PRICE_SCALE)
 _VOLUME = pa.decimal128(QTY_PRECISION + 10, QTY_SCALE)

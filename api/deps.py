@@ -13,8 +13,8 @@ from api.lake_access import LakeAccess
 from api.offsets import Offsets
 from api.rollups import MinuteRollups, Warmer
 from api.stream import Broadcaster
-from lake.live_tail import LiveFeed
-from lake.settings import ApiSettings
+from core.live_tail import LiveFeed
+from core.settings import ApiSettings
 
 KEY_REQUIRED = "a valid X-API-Key header is required"
 

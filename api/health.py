@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
-from lake.ages import format_age
+from core.ages import format_age
 
 JOB_QUERY = "ohlc"  # the stream job's query (jobs.stream_ohlc.QUERY); its batches carry every table
 SHOWN = 5  # stale markets named in the reasons; the rest are counted

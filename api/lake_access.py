@@ -21,8 +21,8 @@ from pathlib import Path
 import duckdb
 
 import lake
+from core.tables import recorded_windows
 from lake.reader import change_marker, files_by_partition, list_tables, select_files_sql
-from lake.tables import recorded_windows
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import math
 import threading
 import time
 
-from lake.broker_offsets import BrokerOffsetsUnavailable, end_offsets
-from lake.settings import Settings
+from core.broker_offsets import BrokerOffsetsUnavailable, end_offsets
+from core.settings import Settings
 
 OFFSETS_TTL_S = 5.0
 

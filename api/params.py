@@ -11,8 +11,8 @@ from fastapi import Query
 from api.deps import Problem, State
 from api.encoding import from_ms
 from api.lake_access import Snapshot
+from core.settings import ApiSettings
 from lake.macros import INTERVALS_S
-from lake.settings import ApiSettings
 
 Interval = Literal["1s", "5s", "1m", "5m", "15m", "1h", "1d"]
 assert set(Interval.__args__) == set(INTERVALS_S), "keep Interval in step with lake.macros.INTERVALS_S"  # type: ignore[attr-defined]

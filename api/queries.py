@@ -12,7 +12,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from lake.tables import volatility_column
+from core.tables import volatility_column
 
 CANDLE_COLUMNS = (
     "open, high, low, close, volume, quote_volume, trade_count, buy_volume, sell_volume, first_trade_id, "

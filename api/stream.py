@@ -1,6 +1,6 @@
 """`WS /v1/stream/bars`: live 1 s bars, provisional updates then the final bar, pushed as they come.
 
-One `LiveFeed` (`lake.live_tail`) tails `crypto.bars.live` on its own thread. Each update it
+One `LiveFeed` (`core.live_tail`) tails `crypto.bars.live` on its own thread. Each update it
 keeps is encoded once and handed to the event loop, which puts it in the queue of every
 client subscribed to that market; each client has its own sender task, so none waits for
 another. A client is slow, and is closed with code 1008 and the reason, when more than
@@ -22,7 +22,7 @@ from typing import Any
 from starlette.websockets import WebSocket
 
 from api.encoding import dumps, from_ms
-from lake.live_tail import LiveFeed
+from core.live_tail import LiveFeed
 
 log = logging.getLogger(__name__)
 

@@ -57,9 +57,9 @@ import lake_query
 
 import lake
 from api import queries
-from lake.live_bars import encode
-from lake.schema import SCHEMA_VERSION
-from lake.settings import REPO_ROOT
+from core.live_bars import encode
+from core.schema import SCHEMA_VERSION
+from core.settings import REPO_ROOT
 
 SEED = 20261202
 EMIT_EVERY_S = 0.05

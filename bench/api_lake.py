@@ -18,9 +18,9 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 import lake_query
 from lake_in_day import expire_before_now
 
+from core.settings import REPO_ROOT
 from lake.delta import COMPACTED_ROW_GROUP_ROWS
 from lake.maintenance import compact, tidy_log
-from lake.settings import REPO_ROOT
 
 SOURCE = REPO_ROOT / "bench" / ".cache" / "lake-30d"
 COMPACTED = REPO_ROOT / "bench" / ".cache" / "lake-30d-compacted"

@@ -8,8 +8,8 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+from core.settings import REPO_ROOT, load
 from infra.kafka_local import LocalKafka, ensure_project_topics
-from lake.settings import REPO_ROOT, load
 
 
 def free_port() -> int:

@@ -25,9 +25,9 @@ import streamlit.logger
 
 streamlit.logger.set_log_level("error")  # no "no runtime" warnings: the repositories run bare here
 
+from core.schema import OHLC, VOLATILITY, duckdb_type  # noqa: E402
 from dashboard import client, repositories, services  # noqa: E402
 from lake import delta  # noqa: E402
-from lake.schema import OHLC, VOLATILITY, duckdb_type  # noqa: E402
 
 CACHE = Path(__file__).parent / ".cache" / "dashboard-lake"
 TARGET_S = 1.0

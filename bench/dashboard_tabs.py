@@ -33,7 +33,7 @@ from common import free_port
 from live import group_cpu_s
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 # Counts how often the chart shows new data: a signature of every trace's length, last time and
 # last close, sampled every 100 ms (Streamlit may replace the chart element, so no Plotly hook).

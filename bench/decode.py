@@ -19,10 +19,10 @@ from collections.abc import Callable
 
 import orjson
 
+from core.settings import REPO_ROOT
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
 from ingest.errors import BadMessage
 from ingest.frames import FrameDecoder
-from lake.settings import REPO_ROOT
 
 DATA = REPO_ROOT / "tests" / "data"
 SOURCES: dict[str, tuple[str, Callable[[], list[str]]]] = {

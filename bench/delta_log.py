@@ -32,8 +32,8 @@ import deltalake
 import pyarrow as pa
 from tqdm import tqdm
 
+from core.schema import OHLC, to_arrow
 from lake import delta
-from lake.schema import OHLC, to_arrow
 
 EXTRA_FILES = (0, 1_000, 4_000, 10_000, 30_000, 100_000)
 FILES_PER_HOUR = 3_600 + 360

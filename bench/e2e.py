@@ -33,10 +33,10 @@ from pathlib import Path
 from common import broker, new_topic
 
 import lake
+from core.settings import REPO_ROOT, interval_ms, load
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.synth import synth_trades
-from lake.settings import REPO_ROOT, interval_ms, load
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 SINK_LINE = re.compile(r"batch \d+: computed in (\d+) ms, written in (\d+) ms")

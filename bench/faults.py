@@ -24,7 +24,7 @@ from pathlib import Path
 
 from common import broker
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 sys.path.insert(0, str(REPO_ROOT))  # the campaign's injectors live with the tests (tests/faults/)
 from ingest.tape import read_tape, write_tape

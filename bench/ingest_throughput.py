@@ -25,10 +25,10 @@ from pathlib import Path
 from common import broker, new_topic
 from kafka import KafkaProducer
 
+from core.settings import REPO_ROOT, load
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.tape import read_tape, write_tape
-from lake.settings import REPO_ROOT, load
 
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 

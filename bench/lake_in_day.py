@@ -42,9 +42,9 @@ import pyarrow as pa
 from tqdm import tqdm
 
 import lake
+from core.schema import OHLC, to_arrow
 from lake import delta
 from lake.maintenance import maintain_once
-from lake.schema import OHLC, to_arrow
 
 TARGETS_MS = {"connect": 150, "open ohlc table": 100, "last 15 min, 1 s bars": 50, "24 h of 1 min candles": 150,
               "latest_bars": 50, "dashboard market page (cold)": 300}  # fmt: skip

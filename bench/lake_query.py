@@ -62,9 +62,9 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import lake
-from lake.schema import OHLC, to_arrow
-from lake.settings import REPO_ROOT
-from lake.tables import TABLES
+from core.schema import OHLC, to_arrow
+from core.settings import REPO_ROOT
+from core.tables import TABLES
 
 T = TypeVar("T")
 

@@ -39,8 +39,8 @@ from common import free_port
 from kafka import KafkaConsumer, TopicPartition
 
 import lake
-from lake.live_bars import decode
-from lake.settings import REPO_ROOT
+from core.live_bars import decode
+from core.settings import REPO_ROOT
 
 TICK_S = 1 / os.sysconf("SC_CLK_TCK")
 

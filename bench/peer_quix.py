@@ -33,7 +33,7 @@ from common import broker, new_topic
 from e2e import BATCH, _env, batch_seconds, job_args, new_topic_named, publish, span_rate
 
 import lake
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 PEER_VENV = REPO_ROOT / ".venv-peer"
 PEER_PACKAGES = ["quixstreams==3.28.1", "pyarrow==26.0.1"]

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 import streamlit as st
 
-from lake.settings import Settings, interval_ms
+from core.settings import Settings, interval_ms
 
 # Live bars change every second; the lake only every trigger, and its queries are cached for
 # that long (repositories.TTL_S), so a one-second refresh costs little.

@@ -6,8 +6,8 @@ import logging
 
 import streamlit as st
 
-from lake.broker_offsets import BrokerOffsetsUnavailable, end_offsets
-from lake.settings import Settings
+from core.broker_offsets import BrokerOffsetsUnavailable, end_offsets
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

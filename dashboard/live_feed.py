@@ -1,11 +1,11 @@
-"""The dashboard process's tail of the live-bars topic (`lake.live_tail`), one per process."""
+"""The dashboard process's tail of the live-bars topic (`core.live_tail`), one per process."""
 
 from __future__ import annotations
 
 import streamlit as st
 
-from lake.live_tail import LiveFeed
-from lake.settings import Settings
+from core.live_tail import LiveFeed
+from core.settings import Settings
 
 
 @st.cache_resource(show_spinner=False)

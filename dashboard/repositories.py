@@ -2,7 +2,7 @@
 
 Every function takes the lake path (the cache key; the connection lives in `client`) and
 plain parameters, which DuckDB binds: no user text is ever pasted into SQL. Identifiers
-that vary (the volatility windows) come from the lake's table record (`lake.tables`), never
+that vary (the volatility windows) come from the lake's table record (`core.tables`), never
 from input.
 """
 
@@ -13,9 +13,9 @@ import datetime as dt
 import pandas as pd
 import streamlit as st
 
+from core.broker_offsets import progress_offsets
+from core.tables import recorded_windows, volatility_column
 from dashboard.client import frame
-from lake.broker_offsets import progress_offsets
-from lake.tables import recorded_windows, volatility_column
 
 TTL_S = 2.0
 

@@ -10,7 +10,7 @@ from enum import StrEnum
 import numpy as np
 import pandas as pd
 
-from lake.broker_offsets import consumer_lag as lag_rows
+from core.broker_offsets import consumer_lag as lag_rows
 from lake.macros import INTERVALS_S, SECONDS_PER_YEAR
 
 TIMEFRAMES_S = INTERVALS_S
@@ -250,7 +250,7 @@ def freshness(markets: pd.DataFrame, now: dt.datetime) -> pd.DataFrame:
 
 
 def consumer_lag(job: dict[str, dict[str, int]], broker: dict[str, dict[str, int]]) -> pd.DataFrame:
-    """Per topic partition: the broker's end offset minus the job's (`lake.broker_offsets.consumer_lag`)."""
+    """Per topic partition: the broker's end offset minus the job's (`core.broker_offsets.consumer_lag`)."""
     frame = pd.DataFrame(lag_rows(job, broker), columns=["topic", "partition", "job_offset", "broker_offset", "lag"])
     frame["lag"] = frame["broker_offset"] - frame["job_offset"]  # NaN, not None, where the job has no offset
     return frame

@@ -6,7 +6,7 @@
     python -m infra.kafka_local status
     python -m infra.kafka_local foreground   # exec the broker in the foreground (a supervisor's program)
 
-Host, port, topics and partitions come from `lake.settings`; broker jars,
+Host, port, topics and partitions come from `core.settings`; broker jars,
 data, log and pid file live under KAFKA_HOME (default .kafka/, git-ignored).
 """
 
@@ -31,8 +31,8 @@ from kafka import KafkaAdminClient
 from kafka.admin import NewTopic
 from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+from core.settings import REPO_ROOT, Settings
 from lake import logs
-from lake.settings import REPO_ROOT, Settings
 
 log = logging.getLogger(__name__)
 

@@ -29,12 +29,12 @@ from pathlib import Path
 from types import FrameType
 from typing import IO
 
+from core.settings import REPO_ROOT, Settings
 from infra.kafka_local import BrokerError, LocalKafka, ensure_project_topics
 from infra.live_status import Probe, status_line
 from infra.supervisor import Component, Supervisor
 from ingest.venues import REGISTRY
 from lake import logs
-from lake.settings import REPO_ROOT, Settings
 
 log = logging.getLogger("infra.live")
 
@@ -78,7 +78,7 @@ def sources(specs: list[str]) -> list[Component]:
 def core(settings: Settings, dashboard: bool, api: bool = True, mlflow: bool = False) -> list[Component]:
     out = [
         Component("job", [SPARK_SUBMIT, str(REPO_ROOT / "jobs" / "stream_ohlc.py")], stop_timeout_s=30, env=SPARK_ENV),
-        Component("live_bars", [PY, "-m", "jobs.live_bars"]),
+        Component("live_bars", [PY, "-m", "jobs.forming_bars_service"]),
         Component("maintain", [PY, "-m", "lake", "maintain", "--every", settings.lake.maintain_every]),
     ]
     if api:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError
 
-from lake.ages import format_age
-from lake.live_bars import decode
-from lake.settings import Settings
+from core.ages import format_age
+from core.live_bars import decode
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -21,8 +21,8 @@ import sys
 import time
 from pathlib import Path
 
+from core.settings import REPO_ROOT, Settings
 from lake import logs
-from lake.settings import REPO_ROOT, Settings
 from models.tracking import artifact_root, sqlite_path, tracking_uri
 
 VENV = REPO_ROOT / ".venv-mlflow"

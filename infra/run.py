@@ -18,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-from lake.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings
 
 SAMPLE_TAPE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")

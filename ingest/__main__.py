@@ -9,7 +9,7 @@ python -m ingest synth  --rate N --symbols K (--count N | --duration S) [--speed
 python -m ingest demo   [--tape TAPE] [--loops N] [--speed X]   (the sample tape, looped as if it were now)
 python -m ingest normalize --format hftbacktest SRC [SRC ...] -o TAPE.ndjson.gz
 
-Kafka and feed settings come from `lake.settings` (env, .env); flags override them.
+Kafka and feed settings come from `core.settings` (env, .env); flags override them.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any
 from kafka.errors import KafkaError
 from pydantic import ValidationError
 
+from core.settings import REPO_ROOT, Settings, interval_ms, load
 from ingest import side_records
 from ingest.connection import RetriesExhausted
 from ingest.demo import demo_records
@@ -41,7 +42,6 @@ from ingest.tape_check import TapeCounts, TapeProblem, checked_records
 from ingest.topics import BrokerUnreachable, TopicsMissing, check_topics
 from ingest.venues import REGISTRY, SubscriptionRejected
 from lake import logs
-from lake.settings import REPO_ROOT, Settings, interval_ms, load
 
 log = logging.getLogger("ingest")
 SAMPLE_TAPE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"

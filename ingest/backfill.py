@@ -12,8 +12,8 @@ import urllib.request
 from collections.abc import Callable
 from typing import Any, Protocol
 
+from core.trade import Trade
 from ingest.tracking import Gap
-from lake.trade import Trade
 
 PAGE = 1000
 

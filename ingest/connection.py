@@ -24,9 +24,9 @@ from collections.abc import Callable
 
 import websocket
 
+from core.settings import Settings
 from ingest.pipeline import FeedPipeline
 from ingest.venues import SubscriptionRejected, Venue
-from lake.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from lake.schema import RECORD_TRADE
-from lake.trade import heartbeat
+from core.schema import RECORD_TRADE
+from core.trade import heartbeat
 
 DEMO_EXCHANGE = "demo"
 HEARTBEAT_MS = 1000

@@ -6,8 +6,8 @@ import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from core.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, PRICE_PRECISION, PRICE_SCALE
 from ingest.errors import BadMessage
-from lake.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, PRICE_PRECISION, PRICE_SCALE
 
 _MAX_INTEGER_DIGITS = PRICE_PRECISION - PRICE_SCALE
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1

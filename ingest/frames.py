@@ -17,12 +17,12 @@ from typing import Any
 
 import zstandard
 
+from core.settings import Settings
+from core.trade import Trade
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
 from ingest.errors import BadMessage
 from ingest.tape import open_text
 from ingest.venues import Venue, make_venue, venue_named_in
-from lake.settings import Settings
-from lake.trade import Trade
 
 Frame = tuple[int, str, str]  # receipt epoch ms, exchange, raw text
 FORMATS = ("tape", "recording", "hftbacktest", "cryptofeed", "cryptofeed-jsonl")

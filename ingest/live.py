@@ -8,12 +8,12 @@ import threading
 from pathlib import Path
 from types import FrameType
 
+from core.settings import Settings
 from ingest.connection import FeedConnection
 from ingest.pipeline import Counters, FeedPipeline, Sink
 from ingest.producer import Publisher
 from ingest.recorder import Recorder
 from ingest.venues import make_backfiller, make_venue
-from lake.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -15,14 +15,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Protocol
 
+from core.settings import Settings
+from core.trade import Trade, heartbeat
 from ingest import side_records
 from ingest.backfill import Backfiller, BackfillFailed
 from ingest.errors import BadMessage
 from ingest.recorder import Recorder
 from ingest.tracking import Gap, TradeIdTracker
 from ingest.venues import Decoded, SubscriptionRejected, Venue
-from lake.settings import Settings
-from lake.trade import Trade, heartbeat
 
 log = logging.getLogger(__name__)
 

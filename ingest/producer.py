@@ -8,7 +8,7 @@ from typing import Any
 
 from kafka import KafkaProducer
 
-from lake.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger(__name__)
 

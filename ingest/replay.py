@@ -12,9 +12,9 @@ from typing import Any
 import orjson
 from tqdm import tqdm
 
+from core.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RECORD_TRADE
+from core.trade import heartbeat
 from ingest.producer import Publisher
-from lake.schema import MAX_TIMESTAMP_MS, MIN_TIMESTAMP_MS, RECORD_TRADE
-from lake.trade import heartbeat
 
 log = logging.getLogger(__name__)
 

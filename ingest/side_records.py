@@ -1,6 +1,6 @@
 """Records the ingestor publishes beside trades: dead letters and feed events.
 
-Their columns are `lake.schema.DEAD_LETTER` and `lake.schema.FEED_EVENT`; a test holds
+Their columns are `core.schema.DEAD_LETTER` and `core.schema.FEED_EVENT`; a test holds
 each builder to its schema.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from lake.schema import (
+from core.schema import (
     FEED_EVENT,
     FEED_EVENT_BACKFILL,
     FEED_EVENT_DISCONNECT,

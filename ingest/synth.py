@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
-from lake.trade import Trade
+from core.trade import Trade
 
 EXCHANGE = "synth"
 TICK = Decimal("0.01")

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
+from core.schema import RECORD_TRADE, SCHEMA_VERSION
 from ingest.tape import open_text
-from lake.schema import RECORD_TRADE, SCHEMA_VERSION
 
 SEVEN_FIELDS = ("exchange", "symbol", "price", "quantity", "timestamp", "trade_id", "is_buyer_maker")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION
-from lake.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_HEARTBEAT, RECORD_TRADE, column_names
+from core.schema import BAR_MS, OHLC, QTY_TYPE, QUOTE_VOLUME_TYPE, RECORD_HEARTBEAT, RECORD_TRADE, column_names
+from jobs.bar_closer import LAST_EVENT_TIME, LAST_PARTITION
 
 BAR_DURATION = f"{BAR_MS // 1000} second"
 DEDUP_KEY = ["exchange", "symbol", "trade_id"]
@@ -28,16 +28,16 @@ def unique_trades(events: DataFrame) -> DataFrame:
 
 def heartbeats(events: DataFrame) -> DataFrame:
     """The accepted heartbeats' Kafka partitions and times: with the bar updates' newest trades,
-    they tell the sink how far the watermark moved (`jobs.closing`)."""
+    they tell the sink how far the watermark moved (`jobs.bar_closer`)."""
     return events.where(F.col("type") == RECORD_HEARTBEAT).select("kafka_partition", "event_time")
 
 
 def bar_updates(trades: DataFrame) -> DataFrame:
-    """Aggregate trades into `lake.schema.OHLC` rows, plus each window's newest event time and
+    """Aggregate trades into `core.schema.OHLC` rows, plus each window's newest event time and
     that trade's Kafka partition (LAST_EVENT_TIME, LAST_PARTITION).
 
     The stream job runs this in update mode: each batch yields the windows it changed, with
-    their aggregate so far, and `jobs.closing` releases each one once the watermark passes it.
+    their aggregate so far, and `jobs.bar_closer` releases each one once the watermark passes it.
 
     Open and close are the first and last trade by (timestamp, trade_id), so
     ties in time resolve the same way on every run. Sums are exact decimals,

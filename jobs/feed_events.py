@@ -9,8 +9,7 @@ from __future__ import annotations
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from jobs.trades import decode_json_values, is_valid
-from lake.schema import (
+from core.schema import (
     FEED_EVENT,
     FEED_EVENT_BACKFILL,
     FEED_EVENT_DISCONNECT,
@@ -23,6 +22,7 @@ from lake.schema import (
     SCHEMA_VERSION,
     column_names,
 )
+from jobs.trades import decode_json_values, is_valid
 
 KINDS = (FEED_EVENT_GAP, FEED_EVENT_SEQUENCE_GAP, FEED_EVENT_DISCONNECT, FEED_EVENT_BACKFILL, FEED_EVENT_HEALTH)
 

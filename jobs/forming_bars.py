@@ -1,9 +1,9 @@
 """Forming 1-second bars in plain Python: the job's bar rules, applied one trade at a time.
 
-Pure logic, no I/O: `jobs/live_bars.py` feeds it Kafka records and publishes what it returns.
+Pure logic, no I/O: `jobs/forming_bars_service.py` feeds it Kafka records and publishes what it returns.
 The rules are the Spark job's (`jobs/bars.py`, `jobs/trades.py`), with its names:
 
-- records are accepted or refused by `lake.wire.judge`, the job's parse rules in Python;
+- records are accepted or refused by `core.wire.judge`, the job's parse rules in Python;
 - the watermark is the newest event time seen (trades and heartbeats, every key) minus the
   watermark delay, and like Spark's it moves between batches, not within one;
 - a trade at or before the watermark is late and ignored; a trade id already seen for its
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal, localcontext
 from typing import Any
 
-from lake.schema import BAR_MS, RECORD_TRADE
-from lake.wire import Accepted
+from core.schema import BAR_MS, RECORD_TRADE
+from core.wire import Accepted
 
 
 @dataclass(slots=True)
@@ -59,7 +59,7 @@ class _Window:
         self.last_trade_ts = max(self.last_trade_ts, ts)
 
     def bar(self, final: bool) -> dict[str, Any]:
-        """The `lake.schema.LIVE_BAR` fields but `v` and `emitted_at`."""
+        """The `core.schema.LIVE_BAR` fields but `v` and `emitted_at`."""
         with localcontext() as ctx:
             ctx.prec = 80
             sell = self.volume - self.buy_volume
@@ -153,7 +153,7 @@ class FormingBars:
 
         A window the watermark has reached is returned once with final=true and then dropped.
         `event_cap_ms` holds the watermark's event time back (to the newest event of a Kafka
-        partition that still has unread records: see `jobs/live_bars.py`).
+        partition that still has unread records: see `jobs/forming_bars_service.py`).
         """
         out: list[dict[str, Any]] = []
         if self.max_event_ms is not None:

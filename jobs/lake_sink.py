@@ -5,7 +5,7 @@ branches' rows, each branch's rows in a struct column named after it (`tables_fr
 rejects and feed_events, written as they come; `bar_updates`, the windows the batch changed
 (the bars run in update mode), and `heartbeats`, the accepted heartbeats' times.
 `foreachBatch` hands every micro-batch to a `LakeSink`, which splits it, releases the
-windows the batch closed (`jobs.closing.BarCloser`) as lake/ohlc, and commits each table's
+windows the batch closed (`jobs.bar_closer.BarCloser`) as lake/ohlc, and commits each table's
 rows as one Delta commit with delta-rs (`lake.delta.append`). It computes volatility from the
 released bars on the driver (`jobs.volatility.VolatilityState`), so volatility lands in the
 same batch as its bars. A batch's other tables commit side by side (threads: delta-rs works
@@ -43,11 +43,11 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs.closing import BarCloser
+from core.schema import Column
+from core.tables import JOB_TABLES, TABLES, record_windows
+from jobs.bar_closer import BarCloser
 from jobs.volatility import VolatilityState
 from lake import delta
-from lake.schema import Column
-from lake.tables import JOB_TABLES, TABLES, record_windows
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ class SinkStateError(RuntimeError):
     foreachBatch, a BaseException would end py4j's callback thread and hang the query.)"""
 
 
-# The query's tables (`lake.tables`), in the order a batch commits them; volatility, whose
+# The query's tables (`core.tables`), in the order a batch commits them; volatility, whose
 # columns follow the configured windows, is computed from the released bars and follows.
 STREAM_TABLES: dict[str, tuple[Column, ...]] = {
     name: TABLES[name].columns for name in JOB_TABLES if not TABLES[name].varying_columns

@@ -16,7 +16,7 @@ from typing import Any
 
 from pyspark.sql.streaming import StreamingQueryListener
 
-from lake.schema import PROGRESS_FIELDS
+from core.schema import PROGRESS_FIELDS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def records_read(p: Any) -> int:
 def progress_record(p: Any, late_in_sink: int = 0) -> dict[str, Any]:
     """The fields of one StreamingQueryProgress that operators look at.
 
-    `late_in_sink`: trades the sink found late (`jobs.closing`), counted with Spark's.
+    `late_in_sink`: trades the sink found late (`jobs.bar_closer`), counted with Spark's.
     """
     operators = list(p.stateOperators or [])
     record = {
@@ -76,7 +76,7 @@ def progress_record(p: Any, late_in_sink: int = 0) -> dict[str, Any]:
             for s in (p.sources or [])
         ],
     }
-    assert set(record) == set(PROGRESS_FIELDS), "keep lake.schema.PROGRESS_FIELDS in step"
+    assert set(record) == set(PROGRESS_FIELDS), "keep core.schema.PROGRESS_FIELDS in step"
     return record
 
 

@@ -5,7 +5,7 @@
         [--lake lake] [--checkpoints checkpoints] \
         [--trigger available-now|"5 seconds"] [--watermark "5 seconds"]
 
-Defaults come from `lake.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
+Defaults come from `core.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_TOPIC, LAKE_PATH, CHECKPOINT_PATH, STREAM_TRIGGER, STREAM_WATERMARK).
 One streaming query reads both topics (the trades topic once) and writes all four tables
 through `jobs.lake_sink`; its checkpoint is <checkpoints>/lake.
@@ -24,6 +24,7 @@ from pyspark.errors import AnalysisException, StreamingQueryException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.streaming import DataStreamWriter, StreamingQuery
 
+from core.settings import Settings, interval_ms, load
 from ingest.topics import BrokerUnreachable, TopicsMissing, check_topics
 from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
@@ -32,7 +33,6 @@ from jobs.progress import ProgressListener, drain_events
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, read_once, rejected
 from lake import delta, logs
-from lake.settings import Settings, interval_ms, load
 
 log = logging.getLogger("jobs.stream_ohlc")
 
@@ -83,7 +83,7 @@ QUERY = "ohlc"  # its name in lake/_progress (where earlier jobs had a query per
 CHECKPOINT = "lake"  # <checkpoints>/lake: Spark's checkpoint, plus lake_sink/
 
 
-# The job's tables other than ohlc (`lake.tables`, writer "job"), each from the parsed trades
+# The job's tables other than ohlc (`core.tables`, writer "job"), each from the parsed trades
 # and feed events; ohlc comes from BAR_UPDATES and HEARTBEATS through the sink's closer, and
 # volatility from the released bars.
 SIDE_TABLES: dict[str, Callable[[DataFrame, DataFrame], DataFrame]] = {

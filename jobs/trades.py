@@ -5,7 +5,7 @@ from __future__ import annotations
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from lake.schema import (
+from core.schema import (
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
     PRICE_TYPE,
@@ -16,7 +16,7 @@ from lake.schema import (
     WIRE_TRADE,
     to_spark,
 )
-from lake.schema import Column as SchemaColumn
+from core.schema import Column as SchemaColumn
 
 _BARRIER = "_parse_barrier"
 _CORRUPT = "_corrupt_record"

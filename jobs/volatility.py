@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from lake.schema import column_names, volatility_columns
+from core.schema import column_names, volatility_columns
 
 log = logging.getLogger(__name__)
 

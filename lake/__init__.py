@@ -1,7 +1,7 @@
-"""The lake: settings, schemas and the DuckDB reader shared by every part of the project.
+"""The lake: its Delta tables (`lake.delta`), their maintenance, and the DuckDB reader.
 
-`lake.connect` is imported on first use, so the ingestor, the stream job and its Python
-workers, which use only the shared core (settings, schemas, the writer), never load DuckDB.
+`lake.connect` is imported on first use, so the stream job and its Python workers, which
+commit through `lake.delta`, never load DuckDB. Settings and schemas are in `core`.
 """
 
 from __future__ import annotations

@@ -26,14 +26,14 @@ from typing import TextIO
 import duckdb
 import pyarrow as pa
 
+from core.settings import Settings, duration
+from core.tables import DERIVED_VIEWS, TABLES, VIEWS
 from lake import maintenance
 from lake.delta import OldLakeFormat
 from lake.info import format_info, lake_info
 from lake.maintenance import DEFAULT_GRACE_S, compact, vacuum
 from lake.reader import connect, list_tables, views_sql
 from lake.sandbox import QueryRefused, run_query
-from lake.settings import Settings, duration
-from lake.tables import DERIVED_VIEWS, TABLES, VIEWS
 
 FORMATS = ("table", "csv", "json", "parquet")
 SHELL_TIMEOUT_S = 600.0

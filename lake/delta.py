@@ -5,8 +5,8 @@ commits through this module, so all commits to a table use delta-rs's put-if-abs
 writes: on a local disk two writers can never both take a version (Spark's Delta writer
 would use a local log store that may overwrite; it never writes these tables).
 
-A table is created with the project's schema (`lake.schema`), its partition columns
-(`lake.tables`) and the log settings below, at reader version 1 and writer version 2: no
+A table is created with the project's schema (`core.schema`), its partition columns
+(`core.tables`) and the log settings below, at reader version 1 and writer version 2: no
 column mapping, no deletion vectors, so delta-rs, delta-spark, Polars and DuckDB all read it.
 
 Exactly once: `append(..., txn=(app_id, version))` commits the rows with a Delta app
@@ -27,9 +27,9 @@ import pyarrow as pa
 from deltalake import CommitProperties, DeltaTable, Transaction, WriterProperties, write_deltalake
 from deltalake.exceptions import CommitFailedError, DeltaError, TableNotFoundError
 
-from lake.schema import Column, to_arrow
-from lake.settings import Settings, duration
-from lake.tables import TABLES
+from core.schema import Column, to_arrow
+from core.settings import Settings, duration
+from core.tables import TABLES
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import duckdb
 
+from core.tables import TABLES
 from lake.reader import Listing, list_tables
-from lake.tables import TABLES
 
 
 @dataclass(frozen=True)

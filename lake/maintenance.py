@@ -45,10 +45,10 @@ import duckdb
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, DeltaError
 
+from core.settings import Settings, duration
+from core.tables import TABLES
 from lake import delta
 from lake.reader import progress_view_sql
-from lake.settings import Settings, duration
-from lake.tables import TABLES
 
 log = logging.getLogger(__name__)
 

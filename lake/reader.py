@@ -2,7 +2,7 @@
 
 `connect()` takes each table's current files from its Delta log (`lake.delta`), never by
 globbing, so files of a batch that crashed before its commit, and files a compaction replaced,
-are not read. Views are typed by `lake.schema`. Filters on the partition columns (`symbol`,
+are not read. Views are typed by `core.schema`. Filters on the partition columns (`symbol`,
 `date`) prune files before any is opened, and DuckDB prunes row groups by their min/max
 statistics; `latest_bars` picks its files by the log's per-file statistics.
 """
@@ -20,12 +20,12 @@ import duckdb
 import pyarrow as pa
 import pyarrow.compute
 
+from core.schema import LATE, PROGRESS, Column, duckdb_type
+from core.settings import Settings
+from core.tables import TABLES, VIEWS, windows_of
 from lake import delta
 from lake.macros import MACROS
 from lake.sandbox import lock_down
-from lake.schema import LATE, PROGRESS, Column, duckdb_type
-from lake.settings import Settings
-from lake.tables import TABLES, VIEWS, windows_of
 
 __all__ = ["VIEWS", "connect", "views_sql"]
 
@@ -40,7 +40,7 @@ def _empty_select(columns: tuple[Column, ...]) -> str:
 
 
 def select_files_sql(table: str, files: list[str], columns: tuple[Column, ...] | None = None) -> str:
-    """SELECT over some of a table's files, typed by `lake.schema`; an empty SELECT for none."""
+    """SELECT over some of a table's files, typed by `core.schema`; an empty SELECT for none."""
     spec = TABLES[table]
     columns = columns or spec.columns
     if not files:

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from core.settings import REPO_ROOT, Settings
 from lake import logs
 from lake.cli import parse_duration
 from lake.reader import connect
-from lake.settings import REPO_ROOT, Settings
 from models import artifacts, report, tracking
 from models.evaluation import METRICS
 from models.features import feature_names, lake_windows

@@ -1,7 +1,7 @@
 """Features from the lake at a regular step, each computed from data up to t only.
 
 Bars come from `lake.connect()` (ohlc and the job's volatility table, whose windows are the
-ones recorded with the table: `lake.tables`, read here from the view's columns). They are put on a
+ones recorded with the table: `core.tables`, read here from the view's columns). They are put on a
 regular grid of `step_s` seconds per (exchange, symbol): a step without trades keeps the last
 close and has zero volume. Every feature at t is a trailing computation (shift/rolling that
 ends at t), which `tests/test_models.py` checks by perturbing everything after t.
@@ -16,8 +16,8 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
-from lake.tables import volatility_column
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S
+from core.tables import volatility_column
 
 RETURN_STEPS = (1, 5, 30, 60)
 MA_STEPS = (5, 10, 30)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from lake.settings import MlflowSettings
+from core.settings import MlflowSettings
 from models.artifacts import Metadata, read_metadata
 from models.tracking import TrackingUnavailable, check_reachable, quiet_mlflow, tracking_uri
 

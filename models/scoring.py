@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.schema import PREDICTIONS
+from core.settings import MlflowSettings, Settings
 from lake import delta
 from lake.reader import connect
-from lake.schema import PREDICTIONS
-from lake.settings import MlflowSettings, Settings
 from models import labels
 from models.artifacts import Metadata, check_lake_features, load
 from models.features import RETURN_STEPS, features, load_bars, on_grid, warmed_up

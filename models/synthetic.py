@@ -16,9 +16,9 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, VOLATILITY, Column, to_arrow
+from core.tables import record_windows
 from lake import delta
-from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, VOLATILITY, Column, to_arrow
-from lake.tables import record_windows
 
 BASE_VOL = 1e-4  # per-second return std, about a busy BTC market
 

@@ -1,6 +1,6 @@
 """A training run logged to MLflow: params, per-fold and overall metrics, the report, the model.
 
-The store is `MLFLOW_TRACKING_URI` (`lake.settings.MlflowSettings`): empty means the project's
+The store is `MLFLOW_TRACKING_URI` (`core.settings.MlflowSettings`): empty means the project's
 local store in `models/mlflow/` (a sqlite database and, beside it, an artifact folder), which
 works offline and which `make mlflow` serves. A sqlite store anywhere keeps its artifacts beside
 its database; a server keeps them where it is configured to.
@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
-from lake.settings import REPO_ROOT, MlflowSettings
+from core.settings import REPO_ROOT, MlflowSettings
 from models.artifacts import Metadata
 from models.evaluation import METRICS, Interval
 from models.training import RunResult

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from tests.support.ports import free_port
 
 # Before any Spark JVM starts: the project's spark-defaults.conf, loopback, this venv's python.
@@ -34,8 +34,8 @@ def spark():  # type: ignore[no-untyped-def]
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A real broker on free loopback ports, with the project's default topics as `make kafka-up`
     creates them; killed with the test process if it dies."""
+    from core.settings import load
     from infra.kafka_local import LocalKafka, ensure_project_topics
-    from lake.settings import load
 
     home = tmp_path_factory.mktemp("kafka")
     port = free_port()

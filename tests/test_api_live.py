@@ -26,12 +26,12 @@ from websockets.sync.client import connect as ws_connect
 
 import lake
 from api.encoding import from_ms
+from core.live_bars import encode
+from core.settings import REPO_ROOT, Settings, interval_ms
 from infra.kafka_local import LocalKafka
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.tape import read_tape
-from lake.live_bars import encode
-from lake.settings import REPO_ROOT, Settings, interval_ms
 from tests.support.api_helpers import live_bar
 from tests.support.kafka_helpers import fresh_topics
 from tests.support.ports import free_port
@@ -250,7 +250,7 @@ def test_health_is_200_when_every_part_is_up_and_fresh(kafka: str, tmp_path: Pat
     from fastapi.testclient import TestClient
 
     from api.app import create_app
-    from lake.live_tail import LiveFeed
+    from core.live_tail import LiveFeed
     from tests import dashboard_lake
 
     settings = fresh_topics(kafka, tmp_path)

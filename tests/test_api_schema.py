@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance, status_code_conformance
 
 from api.app import create_app
-from lake.settings import Settings
+from core.settings import Settings
 from tests import dashboard_lake
 
 REQUESTS: dict[str, int] = {}

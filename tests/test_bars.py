@@ -9,8 +9,8 @@ from chispa import assert_df_equality
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from core.schema import OHLC, PRICE_TYPE, QTY_TYPE, to_spark
 from jobs.bars import one_second_bars
-from lake.schema import OHLC, PRICE_TYPE, QTY_TYPE, to_spark
 
 UTC = dt.UTC
 T0 = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC

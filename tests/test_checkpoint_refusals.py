@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import load
 from jobs.lake_sink import STREAM_TABLES, LakeSink, SinkStateError
 from jobs.stream_ohlc import check_checkpoint_matches_lake, stopped_because
-from lake.settings import load
 from tests.support.lake_builder import SinkLake, ohlc_rows
 
 

@@ -7,10 +7,10 @@ from decimal import Decimal
 
 import pytest
 
+from core.trade import Trade
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw
 from ingest.errors import BadMessage
 from ingest.venues import coinbase
-from lake.trade import Trade
 from tests.support.data import DATA
 from tests.support.exchange_data import frame_trades
 

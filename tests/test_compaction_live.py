@@ -21,12 +21,12 @@ import pandas as pd
 import pytest
 
 import lake
+from core.settings import Settings
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.synth import synth_trades
 from lake import delta
 from lake.maintenance import compact, vacuum
-from lake.settings import Settings
 from tests.support.job import job_args, start_job, stop_job
 from tests.support.kafka_helpers import fresh_topics
 from tests.support.reference import reference_bars

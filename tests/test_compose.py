@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from lake.settings import REPO_ROOT, Settings
+from core.settings import REPO_ROOT, Settings
 
 
 @pytest.fixture(scope="module")

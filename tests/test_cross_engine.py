@@ -26,10 +26,10 @@ import pytest
 from deltalake import DeltaTable
 
 import lake
+from core.settings import REPO_ROOT
+from core.tables import JOB_TABLES
 from ingest.tape import read_tape
 from lake import delta
-from lake.settings import REPO_ROOT
-from lake.tables import JOB_TABLES
 from tests.support.data import SAMPLE
 from tests.support.job import job_args, job_failure, progress_lines, replay, run_job, start_job
 from tests.support.kafka_helpers import fresh_topics

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from core.live_bars import encode
+from core.live_tail import LiveFeed
+from core.settings import REPO_ROOT
 from dashboard import live_feed
-from lake.live_bars import encode
-from lake.live_tail import LiveFeed
-from lake.settings import REPO_ROOT
 from tests.support.dashboard_lake import SECONDS, START, build
 from tests.support.ports import free_port
 

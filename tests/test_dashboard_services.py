@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from core import live_bars
+from core.ages import format_age
+from core.broker_offsets import progress_offsets
 from dashboard import services
-from lake import live_bars
-from lake.ages import format_age
-from lake.broker_offsets import progress_offsets
 
 T0 = dt.datetime(2026, 1, 5, 12, 0, tzinfo=dt.UTC)
 

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 
+from core.schema import DEAD_LETTER, FEED_EVENT, column_names
+from core.settings import load
 from ingest.pipeline import FeedPipeline, percentile
 from ingest.venues import SubscriptionRejected
 from ingest.venues.binance import Binance
 from ingest.venues.coinbase import Coinbase
-from lake.schema import DEAD_LETTER, FEED_EVENT, column_names
-from lake.settings import load
 from tests.support.exchange_data import binance_trade_frames, coinbase_advanced_frames, coinbase_match_frames
 
 SETTINGS = load(kafka_topic="t", kafka_dlq_topic="dlq", kafka_feed_events_topic="fe", ingest_health_interval_s=1)

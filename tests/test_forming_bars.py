@@ -8,13 +8,13 @@ from typing import Any
 import orjson
 import pandas as pd
 
+from core import live_bars
+from core.schema import OHLC, column_names
+from core.settings import REPO_ROOT
+from core.trade import heartbeat
+from core.wire import Accepted, judge, judge_value
 from ingest.tape import read_tape
 from jobs.forming_bars import FormingBars
-from lake import live_bars
-from lake.schema import OHLC, column_names
-from lake.settings import REPO_ROOT
-from lake.trade import heartbeat
-from lake.wire import Accepted, judge, judge_value
 from tests.support.messy_tape import messy_tape
 from tests.support.reference import reference_bars
 

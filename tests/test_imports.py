@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 CORE = ["ingest.__main__", "ingest.producer", "ingest.replay", "jobs.stream_ohlc", "jobs.trades", "jobs.lake_sink"]
 
@@ -26,7 +26,7 @@ def test_lake_connect_is_still_there() -> None:
 
 def test_the_core_loads_no_reader_and_no_engine() -> None:
     """`import lake` and the core's registries load neither DuckDB, pandas nor pyspark."""
-    core = ["lake", "lake.settings", "lake.schema", "lake.tables", "lake.trade", "ingest.venues"]
+    core = ["lake", "core.settings", "core.schema", "core.tables", "core.trade", "ingest.venues"]
     code = "import importlib, sys\n" + "".join(f"importlib.import_module({m!r})\n" for m in core)
     code += "print(sorted({m.split('.')[0] for m in sys.modules} & {'duckdb', 'pandas', 'pyspark'}))"
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO_ROOT, capture_output=True, text=True, check=True)

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import REPO_ROOT
 from ingest.frames import FrameDecoder, detect_format, read_frames
 from ingest.tape import read_tape, write_tape
-from lake.settings import REPO_ROOT
 from tests.support.data import DATA
 from tests.support.exchange_data import binance_trade_frames, trade_ids
 from tests.support.fake_exchange import FakeExchange
@@ -163,7 +163,7 @@ def test_a_first_format_tape_of_seven_fields_is_read_as_version_1_trades(kafka: 
     assert "50 of 50 records had no type and v: read as version-1 trades" in out
     sent = [r.value for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
     assert len(sent) == 50 and all(r["v"] == 1 for r in sent)
-    from lake.wire import Accepted, judge
+    from core.wire import Accepted, judge
 
     assert all(isinstance(judge(r), Accepted) for r in sent)  # the job's own rules accept them
 

@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 
 import lake
+from core.settings import REPO_ROOT, interval_ms
+from core.tables import JOB_TABLES, TABLES, recorded_windows
 from ingest import side_records
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.tape import read_tape
-from lake.settings import REPO_ROOT, interval_ms
-from lake.tables import JOB_TABLES, TABLES, recorded_windows
 from tests.support.kafka_helpers import fresh_topics
 from tests.support.messy_tape import messy_tape
 from tests.support.reference import reference_bars, reference_volatility, valid_trades

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaAdminClient
 from kafka.admin import ConfigResource, ConfigResourceType
 
+from core.settings import REPO_ROOT
 from infra.kafka_local import LocalKafka, new_cluster_id
-from lake.settings import REPO_ROOT
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration

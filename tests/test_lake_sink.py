@@ -12,10 +12,10 @@ import pytest
 
 import jobs.lake_sink as lake_sink
 import lake
-from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
+from jobs.bar_closer import LAST_EVENT_TIME, LAST_PARTITION
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink
 from lake import delta
-from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
 
 BARS_TABLES = {"ohlc": OHLC}  # a sink of the bars alone, with volatility
 SIDE_TABLES = {name: STREAM_TABLES[name] for name in ("rejects", "feed_events")}

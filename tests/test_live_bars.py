@@ -1,4 +1,5 @@
-"""Live bars, all real: replay -> Kafka -> `python -m jobs.live_bars` -> crypto.bars.live, beside the Spark job.
+"""Live bars, all real: replay -> Kafka -> `python -m jobs.forming_bars_service` -> crypto.bars.live,
+beside the Spark job.
 
 Once a window is final, its last live update must equal the lake's final bar, column by
 column. The real tape (made messy: neighbours swapped, repeats, invalid records) is replayed
@@ -22,12 +23,12 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 import lake
+from core.live_bars import decode
+from core.schema import OHLC, column_names
+from core.settings import REPO_ROOT, Settings
 from infra.kafka_local import LocalKafka
 from ingest.demo import DEMO_EXCHANGE
 from ingest.tape import read_tape, write_tape
-from lake.live_bars import decode
-from lake.schema import OHLC, column_names
-from lake.settings import REPO_ROOT, Settings
 from tests.support.job import job_args, run_job
 from tests.support.kafka_helpers import fresh_topics
 from tests.support.messy_tape import messy_tape
@@ -71,7 +72,7 @@ def run(kafka: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[s
     write_tape(work / "tape.ndjson", tape)
     env = {**os.environ, "KAFKA_LIVE_BARS_TOPIC": settings.kafka.live_bars_topic}
     live = subprocess.Popen(
-        _cli(settings, sys.executable, "-m", "jobs.live_bars", "--from-beginning"),
+        _cli(settings, sys.executable, "-m", "jobs.forming_bars_service", "--from-beginning"),
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
     )  # fmt: skip
     try:

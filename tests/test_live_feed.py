@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from kafka import KafkaProducer, TopicPartition
 
+from core.live_bars import encode
+from core.live_tail import MAX_LAG_RECORDS, SKIP_GRACE_MS, LiveBars, LiveFeed, behind, live_bar, skip_target
 from dashboard import live_feed
 from infra.kafka_local import LocalKafka
-from lake.live_bars import encode
-from lake.live_tail import MAX_LAG_RECORDS, SKIP_GRACE_MS, LiveBars, LiveFeed, behind, live_bar, skip_target
 from tests.support.ports import free_port
 
 T0_MS = 1_767_600_000_000  # 2026-01-05 08:00 UTC

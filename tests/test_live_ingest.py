@@ -161,7 +161,7 @@ def test_coinbase_advanced_trade_sequence_and_id_gaps(kafka: str, tmp_path: Path
 
 
 def test_retries_run_out_with_a_specific_error(tmp_path: Path) -> None:
-    from lake.settings import load
+    from core.settings import load
 
     settings = load(ws_max_retries=2, ws_backoff_initial_s=0.01, ws_subscribe_timeout_s=1)
     url = f"ws://127.0.0.1:{free_port()}/stream"  # nothing listens there

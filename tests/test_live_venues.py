@@ -6,8 +6,8 @@ import threading
 
 import pytest
 
+from core.settings import load
 from ingest.live import run_feed
-from lake.settings import load
 
 pytestmark = pytest.mark.live
 

@@ -19,13 +19,13 @@ import pyarrow.parquet as pq
 import pytest
 
 import lake
+from core.schema import OHLC, to_arrow
+from core.settings import REPO_ROOT
 from ingest.producer import Publisher
 from ingest.replay import replay
 from ingest.synth import synth_trades
 from lake import delta
 from lake.maintenance import exclusive, maintain_once
-from lake.schema import OHLC, to_arrow
-from lake.settings import REPO_ROOT
 from tests.support.job import job_args, start_job, stop_job
 from tests.support.kafka_helpers import fresh_topics
 from tests.support.lake_builder import ohlc_rows

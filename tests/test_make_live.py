@@ -16,10 +16,10 @@ from typing import Any
 
 import pytest
 
+from core.settings import REPO_ROOT
 from infra.live import sources
 from infra.live_status import Reading, age, status_line
 from infra.supervisor import Backoff, Component, Supervisor, group_alive
-from lake.settings import REPO_ROOT
 from tests.support.browser import ARTIFACTS, browser_page
 from tests.support.ports import free_port
 

@@ -18,7 +18,7 @@ import duckdb
 import mlflow
 import pytest
 
-from lake.settings import REPO_ROOT, MlflowSettings
+from core.settings import REPO_ROOT, MlflowSettings
 from models import registry, tracking
 from models.evaluation import METRICS
 from models.scoring import score

@@ -149,7 +149,7 @@ def test_score_writes_predictions_the_lake_and_dashboard_show(
 
     from streamlit.testing.v1 import AppTest
 
-    from lake.settings import REPO_ROOT
+    from core.settings import REPO_ROOT
 
     lake_dir = tmp_path / "lake"
     shutil.copytree(garch_lake, lake_dir)
@@ -172,7 +172,7 @@ def test_score_writes_predictions_the_lake_and_dashboard_show(
     assert at.get("plotly_chart")
     # The features follow the windows recorded with the lake's volatility: other windows, other
     # features, and a model trained on the old ones is refused rather than fed the wrong columns.
-    from lake.tables import record_windows
+    from core.tables import record_windows
 
     record_windows(lake_dir, (30,))
     with pytest.raises(artifacts.SchemaMismatch, match="volatility windows differ"):

@@ -7,12 +7,12 @@ from decimal import Decimal
 
 import pytest
 
+from core.schema import WIRE_TRADE, column_names
+from core.trade import Trade
 from ingest.captures import read_hftbacktest
 from ingest.errors import BadMessage
 from ingest.frames import frames_to_records
 from ingest.venues import binance
-from lake.schema import WIRE_TRADE, column_names
-from lake.trade import Trade
 from tests.support.data import DATA
 from tests.support.exchange_data import frame_trades
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pytest
 
+from core.trade import Trade
 from ingest.captures import read_cryptofeed_raw
 from ingest.errors import BadMessage
 from ingest.frames import FrameDecoder, detect_format, frames_to_records, read_frames
 from ingest.tracking import Gap
 from ingest.venues import REGISTRY, SubscriptionRejected
 from ingest.venues.okx import Okx, OkxRest
-from lake.trade import Trade
 from tests.support.data import DATA
 
 CAPTURE = DATA / "okx" / "OKX.ws.1.0"

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 import lake
+from core.settings import REPO_ROOT, load
 from lake.delta import OldLakeFormat
-from lake.settings import REPO_ROOT, load
 
 
 def _old_lake(root: Path) -> Path:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from kafka.admin import KafkaAdminClient, NewTopic
 
+from core.settings import load
 from ingest.producer import DeliveryFailed, Publisher
-from lake.settings import load
 from tests.support.kafka_helpers import consume
 
 pytestmark = pytest.mark.integration

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import lake
-from lake.schema import OHLC, REJECTS, duckdb_type
+from core.schema import OHLC, REJECTS, duckdb_type
 
 
 def test_empty_lake_has_typed_empty_views(tmp_path: Path) -> None:

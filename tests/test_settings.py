@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lake.settings import Settings, load
+from core.settings import Settings, load
 
 
 def test_environment_names_are_group_and_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

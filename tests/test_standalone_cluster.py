@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 import lake
+from core.settings import REPO_ROOT
 from ingest.tape import read_tape
-from lake.settings import REPO_ROOT
 from tests.support.data import SAMPLE
 from tests.support.job import job_args, job_failure, replay
 from tests.support.kafka_helpers import fresh_topics

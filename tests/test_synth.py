@@ -5,8 +5,8 @@ from __future__ import annotations
 from decimal import Decimal
 from statistics import mean, pvariance
 
+from core.trade import Trade
 from ingest.synth import LOT, TICK, synth_trades
-from lake.trade import Trade
 
 
 def test_rate_burstiness_ticks_and_seed() -> None:

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 import lake
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S
+from core.tables import TABLES, VIEWS, record_windows, recorded_windows, table
 from lake.info import format_info, lake_info
-from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
-from lake.tables import TABLES, VIEWS, record_windows, recorded_windows, table
 
 
 @pytest.mark.parametrize("name", list(TABLES))

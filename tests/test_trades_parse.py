@@ -85,7 +85,7 @@ def test_accepted_and_rejected_split_everything(events: DataFrame) -> None:
 
 
 # Records whose verdict depends on how JSON types meet the schema: the Python rules of the live
-# bars (lake.wire) must agree with Spark's on them as on every case above.
+# bars (core.wire) must agree with Spark's on them as on every case above.
 TRICKY: list[str] = [
     json.dumps({**GOOD, "price": 61837.63}),
     json.dumps({**GOOD, "price": " 61837.63 "}),
@@ -139,8 +139,8 @@ def spark_reasons(spark: SparkSession) -> list[str | None]:
 
 @pytest.mark.parametrize("index", range(len(CASES) + len(TRICKY)))
 def test_live_bar_rules_give_the_jobs_verdict(spark_reasons: list[str | None], index: int) -> None:
-    """lake.wire (the live bars' rules) and jobs.trades (the Spark job's) agree, record by record."""
-    from lake.wire import Accepted, judge_value
+    """core.wire (the live bars' rules) and jobs.trades (the Spark job's) agree, record by record."""
+    from core.wire import Accepted, judge_value
 
     value = ([v for _, v in CASES] + TRICKY)[index]
     verdict = judge_value(None if value is None else value.encode())

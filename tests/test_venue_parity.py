@@ -17,9 +17,9 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from ingest.frames import frames_to_records, read_frames
 from ingest.live import run_feed
-from lake.settings import Settings
 from tests.support.exchange_data import (
     binance_trade_frames,
     coinbase_advanced_frames,

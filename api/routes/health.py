@@ -11,7 +11,7 @@ from api import health, queries, schemas
 from api.deps import State
 from api.lake_access import LakeUnavailable
 from api.responses import json_response
-from lake.broker_offsets import consumer_lag, progress_offsets
+from core.broker_offsets import consumer_lag, progress_offsets
 
 router = APIRouter()
 

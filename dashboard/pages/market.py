@@ -1,7 +1,7 @@
 """Market: candles at any timeframe with volume and VWAP, volatility, and the latest price.
 
 The lake's final candles are extended by provisional ones from the live bars on `crypto.bars.live`
-(lake/live_tail.py), which cover the ~20 s the stream job has not written yet.
+(core/live_tail.py), which cover the ~20 s the stream job has not written yet.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import datetime as dt
 
 import streamlit as st
 
+from core.ages import format_age
 from dashboard import charts, live_feed, repositories, services
 from dashboard.controls import lake_path, run_every, stale_after_s, stop_until_bars
-from lake.ages import format_age
 
 st.header("Market")
 LAKE = lake_path()

@@ -9,10 +9,10 @@ module and one entry below.
 
 from __future__ import annotations
 
+from core.settings import Settings
 from ingest.backfill import Backfiller
 from ingest.venues import binance, coinbase, okx
 from ingest.venues.base import Decoded, SubscriptionRejected, Venue, VenueSpec
-from lake.settings import Settings
 
 REGISTRY: dict[str, VenueSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC, okx.SPEC)}
 

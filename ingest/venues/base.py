@@ -22,12 +22,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from core.trade import Trade
 from ingest.errors import BadMessage
-from lake.trade import Trade
 
 if TYPE_CHECKING:
+    from core.settings import Settings
     from ingest.backfill import Backfiller
-    from lake.settings import Settings
 
 
 class SubscriptionRejected(BadMessage):

@@ -22,13 +22,13 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from core.settings import Settings
+from core.trade import Trade, mapped
 from ingest.backfill import PAGE, Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
 from ingest.fields import integer, positive_decimal, symbol_text, timestamp_ms
 from ingest.tracking import Gap
 from ingest.venues.base import Decoded, SubscriptionRejected, VenueSpec, json_object
-from lake.settings import Settings
-from lake.trade import Trade, mapped
 
 EXCHANGE = "binance"
 # Streams other than trades that captures hold (and a connection may carry): not trades, not errors.

@@ -32,13 +32,13 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from core.settings import Settings
+from core.trade import Trade
 from ingest.backfill import Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
 from ingest.fields import integer, positive_decimal, symbol_text, timestamp_ms
 from ingest.tracking import Gap
 from ingest.venues.base import Decoded, SubscriptionRejected, VenueSpec, json_object
-from lake.settings import Settings
-from lake.trade import Trade
 
 EXCHANGE = "okx"
 WS_URL = "wss://ws.okx.com:8443/ws/v5/public"

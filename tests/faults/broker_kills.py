@@ -15,9 +15,9 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from core.settings import REPO_ROOT, load
 from infra.kafka_local import LocalKafka, ensure_project_topics
 from ingest.live import run_feed
-from lake.settings import REPO_ROOT, load
 from tests.faults import FaultRow
 from tests.support.exchange_data import binance_trade_frames, trade_ids
 from tests.support.fake_exchange import FakeExchange

@@ -16,12 +16,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from core.settings import load
 from ingest.pipeline import FeedPipeline
 from ingest.venues import SubscriptionRejected
 from ingest.venues.binance import Binance
 from ingest.venues.coinbase import Coinbase
 from ingest.venues.okx import Okx
-from lake.settings import load
 from tests.faults import FaultRow
 
 SETTINGS = load(kafka_topic="t", kafka_dlq_topic="dlq", kafka_feed_events_topic="fe")

@@ -1,5 +1,5 @@
 """Fuzzed records written straight to the trades topic: the job must not fail, and every one must
-land in `rejects` with a reason (the job's verdict, checked against `lake.wire.judge`).
+land in `rejects` with a reason (the job's verdict, checked against `core.wire.judge`).
 
 Each record is a real trade with one field broken (wrong type, missing, absurd, huge, NaN text),
 or a value that is not a JSON object at all; `judge` confirms each is one the job refuses, so
@@ -20,10 +20,10 @@ import orjson
 from kafka import KafkaProducer
 
 import lake
+from core.settings import REPO_ROOT
+from core.wire import Accepted, judge_value
 from infra.run import SPARK_ENV
 from ingest.tape import read_tape
-from lake.settings import REPO_ROOT
-from lake.wire import Accepted, judge_value
 from tests.faults import FaultRow
 
 SAMPLE = REPO_ROOT / "ingest" / "tapes" / "sample.ndjson.gz"

@@ -7,9 +7,9 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from lake.live_bars import encode
-from lake.live_tail import LiveFeed
-from lake.schema import SCHEMA_VERSION
+from core.live_bars import encode
+from core.live_tail import LiveFeed
+from core.schema import SCHEMA_VERSION
 
 
 def ms(t: dt.datetime) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 from tests.support.ports import free_port
 
 ARTIFACTS = REPO_ROOT / "tests" / "artifacts"

@@ -7,7 +7,7 @@ import json
 import math
 from pathlib import Path
 
-from lake.schema import REJECTS, VOLATILITY
+from core.schema import REJECTS, VOLATILITY
 from tests.support.lake_builder import SinkLake, ohlc_rows
 
 START = dt.datetime(2026, 1, 5, 9, 0, tzinfo=dt.UTC)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 # tests/data: real captures (provenance in its SOURCES.md) and expected outputs
 DATA = Path(__file__).parent.parent / "data"

@@ -6,9 +6,9 @@ import heapq
 import json
 from typing import Any
 
+from core.trade import Trade
 from ingest.captures import read_cryptofeed_jsonl, read_cryptofeed_raw, read_hftbacktest
 from ingest.frames import FrameDecoder
-from lake.trade import Trade
 from tests.support.data import DATA
 from tests.support.fake_exchange import RestTrade
 

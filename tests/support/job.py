@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lake
-from lake.settings import REPO_ROOT
+from core.settings import REPO_ROOT
 
 SMALL_BATCH = 1500  # offsets per micro-batch: the sample tape takes about a dozen batches
 SNAPSHOT_TABLES = ("ohlc", "volatility", "rejects")

@@ -10,8 +10,8 @@ from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
+from core.settings import Settings, load
 from infra.kafka_local import LocalKafka
-from lake.settings import Settings, load
 
 
 @dataclass(frozen=True)

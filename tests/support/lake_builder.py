@@ -10,9 +10,9 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.schema import OHLC, Column, to_arrow
+from core.tables import TABLES
 from lake import delta
-from lake.schema import OHLC, Column, to_arrow
-from lake.tables import TABLES
 
 
 def ohlc_rows(symbol: str, start: dt.datetime, seconds: int, price: float = 100.0) -> list[dict[str, object]]:

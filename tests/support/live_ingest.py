@@ -7,9 +7,9 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from core.settings import Settings
 from ingest.live import run_feed
 from ingest.pipeline import Counters
-from lake.settings import Settings
 from tests.support.fake_exchange import FakeExchange, Plan
 from tests.support.kafka_helpers import consume
 

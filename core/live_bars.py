@@ -1,4 +1,4 @@
-"""Live bars on `crypto.bars.live`: one encoding of `lake.schema.LIVE_BAR`, for every producer and consumer.
+"""Live bars on `crypto.bars.live`: one encoding of `core.schema.LIVE_BAR`, for every producer and consumer.
 
 Decimals travel as strings at the lake's scale (exact), times as epoch ms. `decode` gives
 Python values (Decimal, int, bool); `to_frame` gives a DataFrame with the lake's types, so a
@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pandas as pd
 
-from lake.schema import LIVE_BAR, SCHEMA_VERSION, decimal_parts
+from core.schema import LIVE_BAR, SCHEMA_VERSION, decimal_parts
 
 _DECIMAL_SCALE = {c.name: dec[1] for c in LIVE_BAR if (dec := decimal_parts(c.type))}
 _TIMESTAMPS = tuple(c.name for c in LIVE_BAR if c.type == "timestamp")  # epoch ms on the wire

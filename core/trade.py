@@ -1,6 +1,6 @@
 """The normalized trade record, as the ingestor builds and publishes it.
 
-Its fields are `lake.schema.WIRE_TRADE`; a test holds the two together.
+Its fields are `core.schema.WIRE_TRADE`; a test holds the two together.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from lake.schema import RECORD_HEARTBEAT, RECORD_TRADE, SCHEMA_VERSION
+from core.schema import RECORD_HEARTBEAT, RECORD_TRADE, SCHEMA_VERSION
 
 
 @dataclass(frozen=True, slots=True)

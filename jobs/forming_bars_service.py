@@ -1,6 +1,6 @@
 """Kafka trades -> the forming 1-second bar of every (exchange, symbol) on `crypto.bars.live`.
 
-    python -m jobs.live_bars [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades]
+    python -m jobs.forming_bars_service [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades]
                              [--live-topic crypto.bars.live] [--from-beginning] [--duration S]
 
 A small consumer beside the Spark job (which writes the final bars to the lake): each poll's
@@ -32,20 +32,20 @@ from kafka import KafkaConsumer, TopicPartition
 from kafka.errors import KafkaError, KafkaTimeoutError
 from pydantic import ValidationError
 
+from core.live_bars import encode
+from core.schema import BAR_MS
+from core.settings import Settings, interval_ms, load
+from core.wire import Accepted, judge_value
 from ingest.live import stop_on_signals
 from ingest.producer import Publisher
 from jobs.forming_bars import FormingBars
 from lake import logs
-from lake.live_bars import encode
-from lake.schema import BAR_MS
-from lake.settings import Settings, interval_ms, load
-from lake.wire import Accepted, judge_value
 
 # A provisional update that finds the producer's buffer full is dropped (a newer one follows);
 # a final one is tried again, each try waiting up to max_block_ms: nothing supersedes it.
 FINAL_SEND_ATTEMPTS = 30
 
-log = logging.getLogger("jobs.live_bars")
+log = logging.getLogger("jobs.forming_bars_service")
 
 
 class TopicMissing(RuntimeError):
@@ -192,7 +192,7 @@ def _status(forming: FormingBars, published: Published, rate: float, pending: in
 
 def main(argv: list[str] | None = None) -> int:
     logs.configure()
-    parser = argparse.ArgumentParser(prog="python -m jobs.live_bars", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m jobs.forming_bars_service", description=__doc__.split("\n\n")[0])
     parser.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers")
     parser.add_argument("--topic", dest="kafka_topic")
     parser.add_argument("--live-topic", dest="kafka_live_bars_topic")

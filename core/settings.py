@@ -23,7 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from lake.schema import DEFAULT_VOLATILITY_WINDOWS_S
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 log = logging.getLogger(__name__)
@@ -39,7 +39,7 @@ class KafkaSettings(_Group):
     topic: str = "crypto.trades"
     dlq_topic: str = "crypto.trades.dlq"
     feed_events_topic: str = "crypto.feed_events"
-    live_bars_topic: str = "crypto.bars.live"  # forming 1-second bars (jobs/live_bars.py)
+    live_bars_topic: str = "crypto.bars.live"  # forming 1-second bars (jobs/forming_bars_service.py)
     live_bars_retention_ms: int = Field(default=3600 * 1000, ge=60_000)  # live bars are ephemeral
     partitions: int = Field(default=4, ge=1)
     retention_ms: int = Field(default=24 * 3600 * 1000, ge=60_000)
@@ -85,7 +85,7 @@ class StreamSettings(_Group):
     starting_offsets: str = "earliest"
     max_offsets_per_trigger: int | None = Field(default=None, ge=1)
     # Trailing windows for lake/volatility, in seconds (JSON list in env: [60,300]). The job
-    # records them in the lake (`lake.tables`), where readers take them from.
+    # records them in the lake (`core.tables`), where readers take them from.
     volatility_windows_s: tuple[int, ...] = DEFAULT_VOLATILITY_WINDOWS_S
 
     @field_validator("volatility_windows_s")
@@ -107,7 +107,7 @@ class StreamSettings(_Group):
 
 
 class LiveBarsSettings(_Group):
-    # jobs/live_bars.py: at most one update per window per interval; on start, read back this
+    # jobs/forming_bars_service.py: at most one update per window per interval; on start, read back this
     # far so the windows still forming are rebuilt from all their trades.
     emit_interval_ms: int = Field(default=50, ge=0)
     rewind_s: float = Field(default=30.0, ge=0)

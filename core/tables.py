@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from lake.schema import (
+from core.schema import (
     DEFAULT_VOLATILITY_WINDOWS_S,
     FEED_EVENTS_TABLE,
     OHLC,

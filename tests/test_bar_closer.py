@@ -9,8 +9,8 @@ from typing import Any
 
 import pyarrow as pa
 
-from jobs.closing import LAST_EVENT_TIME, LAST_PARTITION, BarCloser
-from lake.schema import OHLC, to_arrow
+from core.schema import OHLC, to_arrow
+from jobs.bar_closer import LAST_EVENT_TIME, LAST_PARTITION, BarCloser
 
 T0 = dt.datetime(2026, 12, 2, 0, 0, tzinfo=dt.UTC)
 DELAY_MS = 5000

@@ -1,7 +1,7 @@
 """The wire-trade acceptance rules in plain Python: the same verdicts as the job's `jobs/trades.parse`.
 
-The Spark job decides in SQL; the live-bar consumer (`jobs/live_bars.py`) decides here. Both
-read their limits from `lake.schema`, and `tests/test_wire_rules.py` runs one table of records
+The Spark job decides in SQL; the live-bar consumer (`jobs/forming_bars_service.py`) decides here. Both
+read their limits from `core.schema`, and `tests/test_wire_rules.py` runs one table of records
 through both and requires the same reason for each, so the two cannot drift apart.
 """
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 
-from lake.schema import (
+from core.schema import (
     MAX_TIMESTAMP_MS,
     MIN_TIMESTAMP_MS,
     PRICE_PRECISION,

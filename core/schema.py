@@ -88,7 +88,7 @@ OHLC: tuple[Column, ...] = (
     Column("date", "date", False, "partition column: UTC date of window_start"),
 )
 
-# `crypto.bars.live` (jobs/live_bars.py): the forming 1-second bar of each (exchange, symbol),
+# `crypto.bars.live` (jobs/forming_bars_service.py): the forming 1-second bar of each (exchange, symbol),
 # published again each time it changes, and once more with final=true when the watermark
 # passes its end. One JSON object per message, keyed `exchange:symbol`. On the wire, decimals
 # are strings (exact), timestamps are epoch ms and `date` is left out (it is a lake partition).

@@ -23,7 +23,7 @@ from typing import Any
 
 import pandas as pd
 
-from lake.live_bars import decode, to_frame
+from core.live_bars import decode, to_frame
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ _INTS = ("window_start", "window_end", "emitted_at", "last_trade_ts", "trade_cou
 
 
 def live_bar(value: bytes | None) -> dict[str, Any] | None:
-    """`lake.live_bars.decode`, plus the types a page relies on; None for anything else."""
+    """`core.live_bars.decode`, plus the types a page relies on; None for anything else."""
     try:
         bar = decode(value or b"")
     except (ValueError, ArithmeticError, TypeError):  # bad JSON, or a Decimal field that is not a number
@@ -168,7 +168,7 @@ class LiveFeed:
             return self._ok
 
     def snapshot(self, exchange: str, symbol: str) -> pd.DataFrame:
-        """The kept live bars of one market, oldest first (`lake.live_bars.to_frame` columns)."""
+        """The kept live bars of one market, oldest first (`core.live_bars.to_frame` columns)."""
         return to_frame(self.store.bars(exchange, symbol))
 
     def ingest(self, value: bytes | None) -> None:
