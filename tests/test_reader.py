@@ -84,7 +84,7 @@ def test_latest_bars_reads_a_long_file_from_its_newest_rows_and_stays_exact(tmp_
     import datetime as dt
 
     from lake.reader import newest_bar_files, snapshot_table
-    from tests.lake_builder import SinkLake, ohlc_rows
+    from tests.support.lake_builder import SinkLake, ohlc_rows
 
     sink = SinkLake(tmp_path / "lake")
     start = dt.datetime(2026, 1, 1, 10, 0, tzinfo=dt.UTC)
