@@ -1,4 +1,4 @@
-"""kill -9 mid-stream, several times, then restart from the checkpoint: the lake equals an uninterrupted run.
+"""kill -9 mid-stream, once at a random batch, then restart from the checkpoint: the lake equals an uninterrupted run.
 
 And late rows: a trade older than the watermark is counted per batch in lake/_progress, and
 every input row is in exactly one of bars, rejects, late, duplicates or heartbeats.
