@@ -127,7 +127,9 @@ def newest_bar_files(snapshot: TableSnapshot) -> NewestBarFiles:
     # Newest first; files without stats first (they are taken anyway).
     with_stats = sorted((i for i in candidates if ends[i] is not None), key=lambda i: ends[i] or 0, reverse=True)
     ordered = [i for i in candidates if ends[i] is None] + with_stats
-    bounded, other, settled = [], [], set()
+    bounded: list[int] = []
+    other: list[int] = []
+    settled: set[tuple[str, str | None]] = set()
     for i in ordered:
         single = lows[i] is not None and lows[i] == highs[i] and ends[i] is not None
         if single and (symbols[i], lows[i]) in settled:
@@ -135,7 +137,8 @@ def newest_bar_files(snapshot: TableSnapshot) -> NewestBarFiles:
         (bounded if single else other).append(i)
         if single:
             settled.add((symbols[i], lows[i]))
-    since = min((ends[i] for i in bounded), default=None)
+    newest_ends: list[dt.datetime] = [end for i in bounded if (end := ends[i]) is not None]
+    since = min(newest_ends, default=None)
     if since is not None and since.tzinfo is None:
         since = since.replace(tzinfo=dt.UTC)
     return NewestBarFiles([paths[i] for i in bounded], since, [paths[i] for i in other])
