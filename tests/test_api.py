@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.candles import vwap
 from core.settings import Settings
-from tests import dashboard_lake
+from tests.support import dashboard_lake
 from tests.support.api_helpers import filled_feed, live_bar
 from tests.support.lake_builder import SinkLake, ohlc_rows
 

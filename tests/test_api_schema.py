@@ -20,7 +20,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance, status_c
 
 from api.app import create_app
 from core.settings import Settings
-from tests import dashboard_lake
+from tests.support import dashboard_lake
 
 REQUESTS: dict[str, int] = {}
 

@@ -10,7 +10,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from core.schema import OHLC, PRICE_TYPE, QTY_TYPE, to_spark
-from jobs.bars import one_second_bars
+from tests.support.bars import one_second_bars
 
 UTC = dt.UTC
 T0 = 1_723_161_600_000  # 2024-08-09 00:00:00 UTC

@@ -12,8 +12,8 @@ from hypothesis import strategies as st
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from jobs.bars import one_second_bars
 from jobs.trades import accepted, parse, rejected
+from tests.support.bars import one_second_bars
 
 T0 = 1_723_161_600_000
 KAFKA_SCHEMA = (
