@@ -251,7 +251,7 @@ def test_health_is_200_when_every_part_is_up_and_fresh(kafka: str, tmp_path: Pat
 
     from api.app import create_app
     from core.live_tail import LiveFeed
-    from tests import dashboard_lake
+    from tests.support import dashboard_lake
 
     settings = fresh_topics(kafka, tmp_path)
     live_topic = f"bars.live.{uuid.uuid4().hex[:8]}"
