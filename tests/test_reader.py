@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import lake
 from core.schema import OHLC, REJECTS, duckdb_type
@@ -31,6 +32,16 @@ def test_every_table_and_progress_has_a_view_on_an_empty_lake(tmp_path: Path) ->
     assert {"log_return", "volatility_60s", "realized_vol_300s", "returns_60s"} <= set(names)
 
 
+def _newest_naively_and_by_the_view(con: Any) -> tuple[list[Any], list[Any]]:
+    """Each market's newest bar by a plain QUALIFY over ohlc, and by `latest_bars`."""
+    columns = "exchange, symbol, window_start, close"
+    naive = con.sql(
+        f"SELECT {columns} FROM ohlc "
+        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 ORDER BY symbol"
+    ).fetchall()
+    return naive, con.sql(f"SELECT {columns} FROM latest_bars ORDER BY symbol").fetchall()
+
+
 def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) -> None:
     import datetime as dt
 
@@ -41,11 +52,7 @@ def test_latest_bars_reads_only_each_symbols_newest_partition(tmp_path: Path) ->
     sink.write_batch(ohlc_rows("BBBUSD", start, 30))  # day 1 only
     sink.write_batch(ohlc_rows("AAAUSD", start, 120))  # days 1 and 2
     con = lake.connect(tmp_path / "lake")
-    naive = con.sql(
-        "SELECT exchange, symbol, window_start, close FROM ohlc "
-        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 ORDER BY symbol"
-    ).fetchall()
-    latest = con.sql("SELECT exchange, symbol, window_start, close FROM latest_bars ORDER BY symbol").fetchall()
+    naive, latest = _newest_naively_and_by_the_view(con)
     assert latest == naive and len(latest) == 2
     # Older partitions are not read: the view's files are the newest partitions' only.
     from lake.reader import newest_bar_files, snapshot_table
@@ -94,11 +101,7 @@ def test_latest_bars_reads_a_long_file_from_its_newest_rows_and_stays_exact(tmp_
     assert chosen.other == [] and len(chosen.bounded) == 2
     assert chosen.since == start + dt.timedelta(minutes=5, seconds=29)  # the older of the two newest bars
     con = lake.connect(tmp_path / "lake")
-    naive = con.sql(
-        "SELECT exchange, symbol, window_start, close FROM ohlc "
-        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1 ORDER BY symbol"
-    ).fetchall()
-    latest = con.sql("SELECT exchange, symbol, window_start, close FROM latest_bars ORDER BY symbol").fetchall()
+    naive, latest = _newest_naively_and_by_the_view(con)
     assert latest == naive
     assert [r[2] for r in latest] == [start + dt.timedelta(seconds=599), start + dt.timedelta(minutes=5, seconds=29)]
 
