@@ -8,8 +8,10 @@ and field joined by `_`, upper case, which is also its flat name for `with_overr
     settings.stream.watermark   STREAM_WATERMARK     with_overrides(stream_watermark=...)
     settings.ingest.symbol_map  INGEST_SYMBOL_MAP    with_overrides(ingest_symbol_map=...)
 
-Each venue of `ingest.venues` has a group named after it (`BINANCE_WS_URL`, `OKX_REST_URL`);
-an empty URL means the venue's public endpoint, which the venue's own module holds.
+Each venue of `ingest.venues` has a group named after it (`BINANCE_WS_URL`, `OKX_REST_URL`),
+declared in the venue's own module with its defaults (a `VenueSettings` subclass in its
+`VenueSpec`); the venue registry registers it here (`register_venue`), so adding a venue
+touches no settings file. `settings.venue(name)` reads the group, with any overrides.
 """
 
 from __future__ import annotations
@@ -18,9 +20,9 @@ import datetime as dt
 import logging
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.schema import DEFAULT_VOLATILITY_WINDOWS_S
@@ -180,13 +182,24 @@ class RecordSettings(_Group):
     rotate_s: float = Field(default=3600.0, gt=0)
 
 
-class VenueSettings(_Group):
-    ws_url: str = ""  # empty: the venue's public endpoint
+class VenueSettings(BaseSettings):
+    """A venue's settings group, declared in its module; environment names `<VENUE>_<FIELD>`."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", frozen=True)
+
+    ws_url: str = ""
     rest_url: str = ""
 
 
-class CoinbaseSettings(VenueSettings):
-    feed: Literal["matches", "market_trades"] = "matches"  # the Exchange feed, or Advanced Trade
+# The venue groups, registered by the venue registry (ingest.venues) as it is built.
+_VENUE_GROUPS: dict[str, type[VenueSettings]] = {}
+
+
+def register_venue(name: str, group: type[VenueSettings]) -> None:
+    """Make venue `name`'s settings group known: its environment names and flat names."""
+    if name in Settings.model_fields:
+        raise ValueError(f"venue {name!r} has the name of the {name!r} settings group")
+    _VENUE_GROUPS[name] = group
 
 
 class Settings(BaseSettings):
@@ -206,32 +219,36 @@ class Settings(BaseSettings):
     ingest: IngestSettings = IngestSettings()
     ws: WsSettings = WsSettings()
     record: RecordSettings = RecordSettings()
-    # One group per venue of ingest.venues.REGISTRY.
-    binance: VenueSettings = VenueSettings()
-    coinbase: CoinbaseSettings = CoinbaseSettings()
-    okx: VenueSettings = VenueSettings()
+    # The venue groups' overrides (with_overrides); their environment is read by `venue()`.
+    _venue_overrides: dict[str, dict[str, Any]] = PrivateAttr(default_factory=dict)
+
+    @classmethod
+    def _groups(cls) -> dict[str, type[BaseModel]]:
+        groups: dict[str, type[BaseModel]] = {}
+        for group, info in cls.model_fields.items():
+            model = info.annotation
+            assert isinstance(model, type) and issubclass(model, _Group)
+            groups[group] = model
+        return groups | dict(_VENUE_GROUPS)
 
     @classmethod
     def flat_names(cls) -> dict[str, tuple[str, str]]:
         """KAFKA_TOPIC's lower-case flat name -> ("kafka", "topic"), for every setting."""
-        out = {}
-        for group, info in cls.model_fields.items():
-            model = info.annotation
-            assert isinstance(model, type) and issubclass(model, _Group)
-            for name in model.model_fields:
-                out[f"{group}_{name}"] = (group, name)
-        return out
+        groups = cls._groups().items()
+        return {f"{group}_{name}": (group, name) for group, model in groups for name in model.model_fields}
 
     @classmethod
     def default(cls, flat: str) -> Any:
         """The default of a setting by its flat name (`kafka_partitions`)."""
         group, name = cls.flat_names()[flat]
-        return getattr(cls.model_fields[group].default, name)
+        return cls._groups()[group].model_fields[name].default
 
     def venue(self, name: str) -> VenueSettings:
-        """The settings group of venue `name` (an empty one if it has none)."""
-        group = getattr(self, name, None)
-        return group if isinstance(group, VenueSettings) else VenueSettings()
+        """Venue `name`'s settings group: its overrides, else its environment, else its defaults."""
+        group = _VENUE_GROUPS.get(name)
+        if group is None:
+            raise ValueError(f"no settings group for venue {name!r}; known: {', '.join(_VENUE_GROUPS) or 'none'}")
+        return group(_env_prefix=f"{name}_", **self._venue_overrides.get(name, {}))  # type: ignore[call-arg]
 
     def with_overrides(self, **overrides: Any) -> Settings:
         """A copy with the given settings (flat names) replaced; None means 'not given'."""
@@ -240,11 +257,16 @@ class Settings(BaseSettings):
         if unknown:
             raise TypeError(f"unknown settings {', '.join(unknown)}")
         data = self.model_dump()
+        venues = {name: dict(values) for name, values in self._venue_overrides.items()}
         for flat, value in overrides.items():
             if value is not None:
                 group, name = names[flat]
-                data[group][name] = value
-        return type(self).model_validate(data)
+                (venues.setdefault(group, {}) if group in _VENUE_GROUPS else data[group])[name] = value
+        copy = type(self).model_validate(data)
+        copy._venue_overrides = venues
+        for name in venues:
+            copy.venue(name)  # validated now, as the other groups are
+        return copy
 
 
 _UNITS_MS = {"milli": 1, "second": 1000, "minute": 60_000}

@@ -1,4 +1,4 @@
-"""The settings' one definition: nested groups, their environment names, flags and renamed names."""
+"""The settings' one definition: nested groups, the venue groups, their environment names and flags."""
 
 from __future__ import annotations
 
@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from core.settings import Settings, load
+import core.settings as settings_module
+from core.settings import Settings, VenueSettings, load, register_venue
+from ingest.venues import REGISTRY  # registers the venue groups
 
 
 def test_environment_names_are_group_and_field(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -21,7 +23,7 @@ def test_environment_names_are_group_and_field(monkeypatch: pytest.MonkeyPatch, 
     assert settings.kafka.live_bars_topic == "bars.x"
     assert settings.live_bars.rewind_s == 7.0
     assert settings.ingest.symbol_map == {"BTC-USD": "XBTUSD"}
-    assert settings.coinbase.feed == "market_trades"
+    assert settings.venue("coinbase").feed == "market_trades"
     assert settings.stream.watermark == "3 seconds"
     assert settings.checkpoint.path == "cp"
 
@@ -41,3 +43,33 @@ def test_flags_are_validated_and_unknown_names_refused() -> None:
         load(backfil=True)
     with pytest.raises(ValidationError):
         load(stream_watermark="soon")
+
+
+def test_every_venue_has_its_group_from_the_registry() -> None:
+    for name, spec in REGISTRY.items():
+        assert isinstance(load().venue(name), spec.settings)
+        assert f"{name}_ws_url" in Settings.flat_names()
+    assert load().venue("okx").ws_url == "wss://ws.okx.com:8443/ws/v5/public"  # the venue module's default
+
+
+def test_a_new_venue_group_needs_no_settings_file(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    class KrakenSettings(VenueSettings):
+        ws_url: str = "wss://ws.kraken.example"
+        depth: int = 10
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setitem(settings_module._VENUE_GROUPS, "kraken", KrakenSettings)
+    assert Settings.default("kraken_depth") == 10
+    monkeypatch.setenv("KRAKEN_DEPTH", "25")
+    (tmp_path / ".env").write_text("KRAKEN_WS_URL=ws://127.0.0.1:1\n")
+    group = load().venue("kraken")
+    assert (group.ws_url, group.model_dump()["depth"]) == ("ws://127.0.0.1:1", 25)
+    overridden = load(kraken_depth=3, kafka_topic="t")
+    assert overridden.venue("kraken").model_dump()["depth"] == 3 and overridden.kafka.topic == "t"
+    assert load().venue("kraken").model_dump()["depth"] == 25  # the override stays with its copy
+    with pytest.raises(ValidationError):
+        load(kraken_depth="deep")
+    with pytest.raises(ValueError, match="has the name of the 'kafka' settings group"):
+        register_venue("kafka", KrakenSettings)
+    with pytest.raises(ValueError, match="no settings group for venue 'nowhere'"):
+        load().venue("nowhere")

@@ -3,18 +3,21 @@
 A venue is one module here with a `SPEC` (`ingest.venues.base.VenueSpec`): its subscribe and
 confirm protocol, its decoder from a raw frame to trades / dead letters / control facts, and
 its REST backfill. Live, record, replay and normalize all decode through `make_venue`; the
-CLI's `--exchange` choices and the backfiller lookup read `REGISTRY`. Adding a venue: a new
-module and one entry below.
+CLI's `--exchange` choices and the backfiller lookup read `REGISTRY`. A venue's settings group
+(`<NAME>_WS_URL`, ...) is declared in its module and registered with the settings here. Adding a
+venue: a new module and one entry below.
 """
 
 from __future__ import annotations
 
-from core.settings import Settings
+from core.settings import Settings, register_venue
 from ingest.backfill import Backfiller
 from ingest.venues import binance, coinbase, okx
 from ingest.venues.base import Decoded, SubscriptionRejected, Venue, VenueSpec
 
 REGISTRY: dict[str, VenueSpec] = {spec.name: spec for spec in (binance.SPEC, coinbase.SPEC, okx.SPEC)}
+for _spec in REGISTRY.values():
+    register_venue(_spec.name, _spec.settings)
 
 __all__ = ["REGISTRY", "Decoded", "SubscriptionRejected", "Venue", "VenueSpec", "make_backfiller", "make_venue"]
 

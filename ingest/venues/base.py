@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
 
+from core.settings import VenueSettings
 from core.trade import Trade
 from ingest.errors import BadMessage
 
@@ -73,6 +74,7 @@ class VenueSpec:
     doc: str  # one line for `--help`
     make: Callable[[Settings], Venue]
     backfiller: Callable[[Settings], Backfiller | None]
+    settings: type[VenueSettings] = VenueSettings  # its group: `<NAME>_<FIELD>`, `settings.venue(name)`
 
 
 def json_object(text: str) -> dict[str, Any]:

@@ -22,7 +22,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from core.settings import Settings
+from core.settings import Settings, VenueSettings
 from core.trade import Trade, mapped
 from ingest.backfill import PAGE, Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
@@ -150,12 +150,17 @@ class BinanceRest(RestClient):
         return [mapped(t, self.symbol_map) for t in trades]
 
 
+class BinanceSettings(VenueSettings):
+    ws_url: str = WS_URL
+    rest_url: str = REST_URL
+
+
 def _venue(settings: Settings) -> Binance:
-    return Binance(settings.binance.ws_url or WS_URL, settings.ingest.symbol_map)
+    return Binance(settings.venue(EXCHANGE).ws_url, settings.ingest.symbol_map)
 
 
 def _backfiller(settings: Settings) -> Backfiller:
-    return BinanceRest(settings.binance.rest_url or REST_URL, settings.ingest.symbol_map)
+    return BinanceRest(settings.venue(EXCHANGE).rest_url, settings.ingest.symbol_map)
 
 
-SPEC = VenueSpec(EXCHANGE, "Binance spot, <symbol>@trade", _venue, _backfiller)
+SPEC = VenueSpec(EXCHANGE, "Binance spot, <symbol>@trade", _venue, _backfiller, BinanceSettings)

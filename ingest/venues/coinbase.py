@@ -39,9 +39,9 @@ import json
 import logging
 import urllib.parse
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-from core.settings import Settings
+from core.settings import Settings, VenueSettings
 from core.trade import Trade
 from ingest.backfill import PAGE, Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
@@ -251,19 +251,36 @@ class CoinbaseRest(RestClient):
         return sorted(trades, key=lambda t: t.trade_id)
 
 
+class CoinbaseSettings(VenueSettings):
+    ws_url: str = ""  # empty: the feed's public endpoint
+    rest_url: str = REST_URL
+    feed: Literal["matches", "market_trades"] = "matches"  # the Exchange feed, or Advanced Trade
+
+
+def _group(settings: Settings) -> CoinbaseSettings:
+    group = settings.venue(EXCHANGE)
+    assert isinstance(group, CoinbaseSettings)
+    return group
+
+
 def _venue(settings: Settings) -> Coinbase:
-    advanced = settings.coinbase.feed == "market_trades"
-    url = settings.coinbase.ws_url or (ADVANCED_TRADE_URL if advanced else EXCHANGE_FEED_URL)
-    return Coinbase(url, settings.ingest.symbol_map, settings.coinbase.feed)
+    group = _group(settings)
+    url = group.ws_url or (ADVANCED_TRADE_URL if group.feed == "market_trades" else EXCHANGE_FEED_URL)
+    return Coinbase(url, settings.ingest.symbol_map, group.feed)
 
 
 def _backfiller(settings: Settings) -> Backfiller | None:
-    if settings.coinbase.feed == "market_trades":
+    group = _group(settings)
+    if group.feed == "market_trades":
         log.warning("backfill: Advanced Trade has no trade history by id; gaps will be reported, not filled")
         return None
-    return CoinbaseRest(settings.coinbase.rest_url or REST_URL, settings.ingest.symbol_map)
+    return CoinbaseRest(group.rest_url, settings.ingest.symbol_map)
 
 
 SPEC = VenueSpec(
-    EXCHANGE, "Coinbase, the Exchange feed's matches or Advanced Trade (COINBASE_FEED)", _venue, _backfiller
+    EXCHANGE,
+    "Coinbase, the Exchange feed's matches or Advanced Trade (COINBASE_FEED)",
+    _venue,
+    _backfiller,
+    CoinbaseSettings,
 )

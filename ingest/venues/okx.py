@@ -32,7 +32,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-from core.settings import Settings
+from core.settings import Settings, VenueSettings
 from core.trade import Trade
 from ingest.backfill import Backfiller, BackfillFailed, RestClient, get_json
 from ingest.errors import BadMessage
@@ -193,12 +193,17 @@ class OkxRest(RestClient):
         return sorted(trades, key=lambda t: t.trade_id)
 
 
+class OkxSettings(VenueSettings):
+    ws_url: str = WS_URL
+    rest_url: str = REST_URL
+
+
 def _venue(settings: Settings) -> Okx:
-    return Okx(settings.venue(EXCHANGE).ws_url or WS_URL, settings.ingest.symbol_map)
+    return Okx(settings.venue(EXCHANGE).ws_url, settings.ingest.symbol_map)
 
 
 def _backfiller(settings: Settings) -> Backfiller:
-    return OkxRest(settings.venue(EXCHANGE).rest_url or REST_URL, settings.ingest.symbol_map)
+    return OkxRest(settings.venue(EXCHANGE).rest_url, settings.ingest.symbol_map)
 
 
-SPEC = VenueSpec(EXCHANGE, "OKX spot, the v5 trades channel", _venue, _backfiller)
+SPEC = VenueSpec(EXCHANGE, "OKX spot, the v5 trades channel", _venue, _backfiller, OkxSettings)
