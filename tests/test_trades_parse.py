@@ -11,52 +11,21 @@ import pytest
 from pyspark.sql import DataFrame, SparkSession
 
 from jobs.trades import accepted, parse, rejected
+from tests.support.data import DATA
 
-GOOD: dict[str, Any] = {
-    "type": "trade",
-    "v": 1,
-    "exchange": "binance",
-    "symbol": "BTCUSDT",
-    "price": "61837.63000000",
-    "quantity": "0.02000000",
-    "timestamp": 1723161255342,
-    "trade_id": 3735683259,
-    "is_buyer_maker": True,
-    "ingest_ts": 1723161254087,
-}
-
-CASES: list[tuple[str, str | None]] = [
-    ("valid", json.dumps(GOOD)),
-    ("valid heartbeat", json.dumps({"type": "heartbeat", "v": 1, "exchange": "binance", "timestamp": 1723161255342})),
-    ("empty_value", None),
-    ("malformed_json", "{not json"),
-    ("malformed_json", "[1, 2]"),
-    ("missing_type", json.dumps({k: v for k, v in GOOD.items() if k != "type"})),
-    ("unknown_type", json.dumps({**GOOD, "type": "quote"})),
-    ("unsupported_version", json.dumps({**GOOD, "v": 2})),
-    ("missing_exchange", json.dumps({**GOOD, "exchange": " "})),
-    ("missing_symbol", json.dumps({**GOOD, "symbol": None})),
-    ("missing_timestamp", json.dumps({**GOOD, "timestamp": None})),
-    ("absurd_timestamp", json.dumps({**GOOD, "timestamp": 1})),
-    ("missing_trade_id", json.dumps({**GOOD, "trade_id": None})),
-    ("missing_is_buyer_maker", json.dumps({**GOOD, "is_buyer_maker": None})),
-    ("missing_price", json.dumps({**GOOD, "price": None})),
-    ("bad_price", json.dumps({**GOOD, "price": "NaN"})),
-    ("bad_price", json.dumps({**GOOD, "price": "abc"})),
-    ("nonpositive_price", json.dumps({**GOOD, "price": "0"})),
-    ("price_overflow", json.dumps({**GOOD, "price": "12345678901.0"})),
-    ("price_precision", json.dumps({**GOOD, "price": "1.123456789"})),
-    ("nonpositive_quantity", json.dumps({**GOOD, "quantity": "-0.5"})),
-    ("quantity_precision", json.dumps({**GOOD, "quantity": "0.000000001"})),
-    ("missing_exchange", json.dumps({"type": "heartbeat", "v": 1, "timestamp": 1723161255342})),
+# Every kind of Kafka value and the reason the job must give it (null: accepted), one per line.
+CASES: list[tuple[str, str | None, str | None]] = [
+    (case["case"], case["reason"], case["value"])
+    for case in map(json.loads, (DATA / "trade_reasons.jsonl").read_text().splitlines())
 ]
+GOOD: dict[str, Any] = json.loads(next(v for c, _, v in CASES if c == "valid" and v))
 
 
 @pytest.fixture(scope="module")
 def events(spark: SparkSession) -> DataFrame:
     rows = [
         (None if v is None else v.encode(), b"k", "t", 0, i, dt.datetime(2024, 8, 9, tzinfo=dt.UTC), 0)
-        for i, (_, v) in enumerate(CASES)
+        for i, (_, _, v) in enumerate(CASES)
     ]
     kafka = spark.createDataFrame(
         rows,
@@ -72,8 +41,7 @@ def parsed(events: DataFrame) -> list[Any]:
 
 @pytest.mark.parametrize("index", range(len(CASES)), ids=[f"{i}-{c[0]}" for i, c in enumerate(CASES)])
 def test_reason(parsed: list[Any], index: int) -> None:
-    expected = CASES[index][0]
-    assert parsed[index].reason == (None if expected.startswith("valid") else expected)
+    assert parsed[index].reason == CASES[index][1]
 
 
 def test_accepted_and_rejected_split_everything(events: DataFrame) -> None:
@@ -125,7 +93,7 @@ TRICKY: list[str] = [
 
 @pytest.fixture(scope="module")
 def spark_reasons(spark: SparkSession) -> list[str | None]:
-    values = [v for _, v in CASES] + TRICKY
+    values = [v for _, _, v in CASES] + TRICKY
     rows = [
         (None if v is None else v.encode(), b"k", "t", 0, i, dt.datetime(2024, 8, 9, tzinfo=dt.UTC), 0)
         for i, v in enumerate(values)
@@ -142,7 +110,7 @@ def test_live_bar_rules_give_the_jobs_verdict(spark_reasons: list[str | None], i
     """core.wire (the live bars' rules) and jobs.trades (the Spark job's) agree, record by record."""
     from core.wire import Accepted, judge_value
 
-    value = ([v for _, v in CASES] + TRICKY)[index]
+    value = ([v for _, _, v in CASES] + TRICKY)[index]
     verdict = judge_value(None if value is None else value.encode())
     python_reason = None if isinstance(verdict, Accepted) else verdict
     assert python_reason == spark_reasons[index], value
