@@ -17,8 +17,19 @@ os.environ["SPARK_CONF_DIR"] = str(REPO_ROOT)
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
+# The suite's Spark JVMs live for seconds: C1 alone compiles what they run with ~40 % less CPU
+# than the default tiered C2 (measured on the sample tapes; results do not depend on the JIT).
+# The product's job keeps the JVM's default, which pays off in a long-running job.
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
 # No test logs into the project's own MLflow store (models/mlflow/): tests that track name theirs.
 os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9/no-tracking-in-tests"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files of integration tests first. `make test` runs a file per worker on two workers
+    (pytest-xdist, `--dist loadfile --no-loadscope-reorder`): the long files start early and the
+    short unit files fill in at the end, so both workers finish together."""
+    items.sort(key=lambda item: item.get_closest_marker("integration") is None)
 
 
 @pytest.fixture(scope="session")

@@ -85,7 +85,10 @@ def test_maintain_every_few_seconds_while_the_job_writes(kafka: str, tmp_path: P
     tape = list(synth_trades(40, 2, start_ms=start_ms, duration_s=100, seed=5))
     expected = reference_bars(tape)
     lake_dir = tmp_path / "lake"
-    job = start_job(*job_args(kafka, settings, lake_dir, tmp_path / "checkpoints", "0 seconds"), capture=True)
+    # At most 200 trades a batch (a second of the sender's): however slow the machine, the tape
+    # takes twenty commits or more, each read while maintenance runs.
+    args = job_args(kafka, settings, lake_dir, tmp_path / "checkpoints", "0 seconds", max_offsets=200)
+    job = start_job(*args, capture=True)
     output: list[str] = []
     threading.Thread(target=lambda: output.extend(job.stdout or []), daemon=True).start()
     maintainer: subprocess.Popen[str] | None = None

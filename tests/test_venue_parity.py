@@ -32,6 +32,7 @@ from tests.support.kafka_helpers import consume, fresh_topics
 pytestmark = pytest.mark.integration
 
 GARBAGE = ["{oops", '{"unexpected":"shape"}', "[1, 2]"]
+END = "{end"  # garbage after the last frame: once its dead letter is out, every frame before it was read
 FAST = {"ws_backoff_initial_s": 0.05, "ws_silence_timeout_s": 5.0, "ingest_status_interval_s": 1.0}
 
 # venue protocol (the fake's) -> (exchange, symbols, frames, extra settings)
@@ -45,7 +46,7 @@ CASES: dict[str, tuple[str, list[str], Callable[[], list[str]], dict[str, Any]]]
 }  # fmt: skip
 
 
-def _live(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[str], record: Path) -> None:
+def _live(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[str], record: Path, kafka: str) -> None:
     stop = threading.Event()
     errors: list[BaseException] = []
 
@@ -60,7 +61,12 @@ def _live(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[s
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and not errors and fake.cursor < len(fake.frames):
         time.sleep(0.05)
-    time.sleep(1.0)
+    # Sent is not read: a loaded machine may still hold the last frames in the socket. The ingestor
+    # reads in order, so it has read them all once END's dead letter is on the topic.
+    dead_letters = len(GARBAGE) + 1
+    while time.monotonic() < deadline and not errors:
+        if len(consume(kafka, settings.kafka.dlq_topic, idle_s=0.1, timeout_s=1)) >= dead_letters:
+            break
     stop.set()
     thread.join(30)
     assert not errors, errors
@@ -76,11 +82,11 @@ def test_live_and_replay_give_the_same_records_and_dead_letters(kafka: str, tmp_
     exchange, symbols, frames_of, extra = CASES[protocol]
     frames = frames_of()
     half = len(frames) // 2
-    plan = [("send", half), *[("garbage", g) for g in GARBAGE], ("send", len(frames) - half)]
+    plan = [("send", half), *[("garbage", g) for g in GARBAGE], ("send", len(frames) - half), ("garbage", END)]
     fake = FakeExchange(protocol, frames, [plan]).start()
     settings = fresh_topics(kafka, tmp_path, **FAST, **extra)
     try:
-        _live(fake, settings, exchange, symbols, tmp_path / "rec")
+        _live(fake, settings, exchange, symbols, tmp_path / "rec", kafka)
     finally:
         fake.stop()
     live = [r.value for r in consume(kafka, settings.kafka.topic) if r.value["type"] == "trade"]
