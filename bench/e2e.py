@@ -40,6 +40,8 @@ from ingest.synth import synth_trades
 
 SPARK_SUBMIT = str(Path(sys.executable).parent / "spark-submit")
 SINK_LINE = re.compile(r"batch \d+: computed in (\d+) ms, written in (\d+) ms")
+# The job's progress line for a bars batch: Spark's own phase durations (`ms=addBatch:7785,...`).
+PHASES_LINE = re.compile(r"query=ohlc batch=\d+ input_rows=(\d+).* ms=(\S+)")
 BATCH = 200_000
 
 
@@ -133,6 +135,15 @@ def new_topic_named(bootstrap: str, work: Path, name: str) -> None:
     LocalKafka(work, host, int(port)).ensure_topics([name], partitions=1)
 
 
+def _pct_of(phases: list[dict[str, int]], name: str, q: float) -> float:
+    values = sorted(p.get(name, 0) for p in phases)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def _median(phases: list[dict[str, int]], name: str) -> float:
+    return statistics.median(p.get(name, 0) for p in phases)
+
+
 def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: float) -> None:
     topic = new_topic(bootstrap, work)
     new_topic_named(bootstrap, work, f"{topic}.none")
@@ -144,14 +155,25 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
     )  # fmt: skip
     started = threading.Event()
     sink_ms: list[tuple[float, float]] = []  # per batch: (computed, written) in ms, from the sink's log line
+    phases: list[dict[str, int]] = []  # per batch with input: Spark's phase durations in ms
+    job_log = REPO_ROOT / ".logs" / "e2e-freshness-job.log"  # kept: the work folder is not
+    job_log.parent.mkdir(exist_ok=True)
+    print(f"  the job's log: {job_log}", flush=True)
 
     def watch() -> None:
         assert job.stdout is not None
-        for line in job.stdout:
-            if "query started name=ohlc" in line:
-                started.set()
-            if m := SINK_LINE.search(line):
-                sink_ms.append((float(m[1]), float(m[2])))
+        with job_log.open("w") as log_file:
+            for line in job.stdout:
+                log_file.write(line)
+                _watch_line(line)
+
+    def _watch_line(line: str) -> None:
+        if "query started name=ohlc" in line:
+            started.set()
+        if m := SINK_LINE.search(line):
+            sink_ms.append((float(m[1]), float(m[2])))
+        if (m := PHASES_LINE.search(line)) and int(m[1]) > 0:
+            phases.append({k: int(v) for k, v in (kv.split(":") for kv in m[2].split(","))})
 
     threading.Thread(target=watch, daemon=True).start()
     if not started.wait(180):
@@ -203,6 +225,17 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
               f"p99 {pct(durations, 0.99):.0f} ms; "
               f"the sink's commits p50 {pct(written, 0.5):.0f} ms p99 {pct(written, 0.99):.0f} ms "
               f"({pct(written, 0.5) / pct(durations, 0.5):.0%} of the median batch)")  # fmt: skip
+    if phases:
+        # Where a batch's time goes, by Spark's phases (addBatch holds the sink: Spark computing the
+        # batch's bars, then the sink's commits), and the sink's own split of addBatch.
+        names = sorted({k for p in phases for k in p} - {"triggerExecution"}, key=lambda k: -_median(phases, k))
+        spread = ", ".join(f"{k} {_pct_of(phases, k, 0.5):.0f}/{_pct_of(phases, k, 0.99):.0f}" for k in names)
+        print(f"  a batch's phases, p50 / p99 ms: {spread}")
+        computed = sorted(c for c, _ in sink_ms)
+        print(
+            f"  inside addBatch: Spark computing the bars p50 {pct(computed, 0.5):.0f} / p99 {pct(computed, 0.99):.0f}"
+            f" ms, the sink's commits p50 {pct(written, 0.5):.0f} / p99 {pct(written, 0.99):.0f} ms"
+        )
 
 
 def main() -> int:
