@@ -135,9 +135,13 @@ def new_topic_named(bootstrap: str, work: Path, name: str) -> None:
     LocalKafka(work, host, int(port)).ensure_topics([name], partitions=1)
 
 
+def pct(xs: list[float], q: float) -> float:
+    """The q-quantile of sorted `xs` (nearest rank)."""
+    return xs[min(len(xs) - 1, int(q * len(xs)))]
+
+
 def _pct_of(phases: list[dict[str, int]], name: str, q: float) -> float:
-    values = sorted(p.get(name, 0) for p in phases)
-    return values[min(len(values) - 1, int(q * len(values)))]
+    return pct(sorted(float(p.get(name, 0)) for p in phases), q)
 
 
 def _median(phases: list[dict[str, int]], name: str) -> float:
@@ -202,9 +206,6 @@ def freshness(bootstrap: str, work: Path, symbols: int, rate: float, seconds: fl
     bars = [(s / 1000, v) for (_sym, s), v in seen.items() if s / 1000 >= warm and s / 1000 <= t0 + seconds - 1]
     first = sorted(v - s for s, v in bars)
     close = sorted(v - (s + 1) for s, v in bars)
-
-    def pct(xs: list[float], q: float) -> float:
-        return xs[min(len(xs) - 1, int(q * len(xs)))]
 
     target = interval_ms(settings.stream.watermark) / 1000 + 3  # issue 12: watermark + 3 s
     print(f"freshness over {len(bars)} bars at {rate:,.0f} trades/s, {symbols} symbols, {seconds:.0f}s:")
