@@ -17,10 +17,12 @@ os.environ["SPARK_CONF_DIR"] = str(REPO_ROOT)
 os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
 os.environ["PYSPARK_PYTHON"] = sys.executable
 os.environ["PYSPARK_DRIVER_PYTHON"] = sys.executable
-# The suite's Spark JVMs live for seconds: C1 alone compiles what they run with ~40 % less CPU
-# than the default tiered C2 (measured on the sample tapes; results do not depend on the JIT).
-# The product's job keeps the JVM's default, which pays off in a long-running job.
-os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1")
+# The suite's Spark JVMs live for seconds, two at a time on two cores: C1 alone compiles what
+# they run with ~40 % less CPU than the default tiered C2, the serial collector spends no
+# threads beside the job's, and no test reads the Spark UI. Together ~20 % less CPU per job run
+# than C1 alone (bench/RESULTS.md, "the suite's time"); results depend on none of them. The
+# product's job keeps the JVM's defaults and its UI, which pay off in a long-running job.
+os.environ.setdefault("SPARK_SUBMIT_OPTS", "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC -Dspark.ui.enabled=false")
 # No test logs into the project's own MLflow store (models/mlflow/): tests that track name theirs.
 os.environ["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9/no-tracking-in-tests"
 
