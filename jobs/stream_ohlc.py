@@ -14,6 +14,7 @@ through `jobs.lake_sink`; its checkpoint is <checkpoints>/lake.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 from collections.abc import Callable
@@ -81,6 +82,7 @@ def kafka_source(spark: SparkSession, settings: Settings, topic: str) -> DataFra
 
 QUERY = "ohlc"  # its name in lake/_progress (where earlier jobs had a query per table)
 CHECKPOINT = "lake"  # <checkpoints>/lake: Spark's checkpoint, plus lake_sink/
+SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 
 
 # The job's tables other than ohlc (`core.tables`, writer "job"), each from the parsed trades
@@ -98,7 +100,8 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
 
     The trades topic is read and parsed once for all its branches (`read_once`).
     """
-    partitions = int(spark.conf.get("spark.sql.shuffle.partitions") or 2)
+    session_partitions = int(spark.conf.get(SHUFFLE_PARTITIONS) or 200)  # Spark's default is 200
+    partitions = checkpoint_shuffle_partitions(checkpoint_dir(settings)) or session_partitions
     trades = parse(kafka_source(spark, settings, settings.kafka.topic))
     events = read_once(trades.withWatermark("event_time", settings.stream.watermark), partitions)
     feed = parse_feed_events(kafka_source(spark, settings, settings.kafka.feed_events_topic))
@@ -109,6 +112,27 @@ def lake_frame(spark: SparkSession, settings: Settings) -> DataFrame:
             **{table: build(events, feed) for table, build in SIDE_TABLES.items()},
         }
     )
+
+
+def checkpoint_shuffle_partitions(checkpoint: Path) -> int | None:
+    """The shuffle partition count of the query's state in `checkpoint`; None before its first batch.
+
+    A query keeps the count it started with for the life of its checkpoint (its state store
+    is split that way): on a restart Spark takes it from the newest offset log entry and
+    ignores the session's. `read_once` shuffles by the dedup key with this count, so that the
+    dedup reuses that shuffle; built from the session's value after spark-defaults.conf
+    changed, it would cost a second shuffle in every batch.
+    """
+    offsets = checkpoint / "offsets"
+    entries = sorted((int(p.name), p) for p in offsets.iterdir() if p.name.isdigit()) if offsets.is_dir() else []
+    if entries:
+        try:  # "v1", then the batch's metadata (with the conf it ran under), then the offsets
+            metadata = json.loads(entries[-1][1].read_text().splitlines()[1])
+            return int(metadata["conf"][SHUFFLE_PARTITIONS])
+        except (IndexError, KeyError, TypeError, ValueError) as exc:
+            # Spark itself reports a damaged offset log when the query starts, by name.
+            log.warning("no shuffle partition count in %s (%s): using the session's", entries[-1][1], exc)
+    return None
 
 
 def checkpoint_dir(settings: Settings) -> Path:

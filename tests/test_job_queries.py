@@ -6,6 +6,8 @@ over a messy slice of the real sample tape, compared with the independent refere
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -96,3 +98,59 @@ def test_the_lake_query_in_process_equals_the_reference(spark: Any, kafka: str, 
     assert len(_frame("SELECT * FROM feed_events", lake_dir)) == 1
     progress = _frame("SELECT query, input_rows FROM progress", lake_dir)
     assert set(progress["query"]) == {QUERY} and progress["input_rows"].sum() >= len(tape)
+
+
+def _run_once(spark: Any, settings: Any) -> str:
+    """The job's query over what the topics hold (available-now), in-process; its executed plan."""
+    from jobs.stream_ohlc import QUERY, build_queries, lake_sink
+
+    query = build_queries(spark, settings, lake_sink(settings))[QUERY].start()
+    query.awaitTermination(300)
+    assert query.exception() is None
+    return str(query._jsq.streamingQuery().lastExecution().executedPlan().toString())
+
+
+def test_a_restart_keeps_the_checkpoints_shuffle_partitions(spark: Any, kafka: str, tmp_path: Path) -> None:
+    """A checkpoint started under 2 shuffle partitions, restarted under 1: the query reads on with 2
+    (its state store's split), and the one shuffle of the trades stays one."""
+    from jobs.stream_ohlc import SHUFFLE_PARTITIONS, checkpoint_dir, checkpoint_shuffle_partitions
+
+    settings = fresh_topics(kafka, tmp_path).with_overrides(
+        lake_path=str(tmp_path / "lake"), checkpoint_path=str(tmp_path / "checkpoints"),
+        stream_trigger="available-now",
+    )  # fmt: skip
+    records = list(read_tape(SAMPLE))[:3000]
+    closing = interval_ms(settings.stream.watermark) + 1000
+    before = spark.conf.get(SHUFFLE_PARTITIONS)
+    plans = []
+    try:
+        # The first run leaves its newest windows open in the state store; the restart closes them.
+        for partitions, part, heartbeat in ((2, records[:1500], None), (1, records[1500:], closing)):
+            spark.conf.set(SHUFFLE_PARTITIONS, str(partitions))
+            with Publisher(settings) as publisher:
+                replay(part, publisher, settings.kafka.topic, closing_heartbeat_after_ms=heartbeat, progress=False)
+            plans.append(_run_once(spark, settings))
+    finally:
+        spark.conf.set(SHUFFLE_PARTITIONS, before)
+
+    assert checkpoint_shuffle_partitions(checkpoint_dir(settings)) == 2
+    # Each shuffle's count: "Exchange hashpartitioning(<keys>, <count>), <reason>, [plan_id=...]".
+    counts = [re.findall(r"Exchange hashpartitioning\(.*?, (\d+)\), ", plan) for plan in plans]
+    assert len(counts[1]) == len(counts[0]) > 0 and set(counts[1]) == {"2"}
+    bars = _frame("SELECT * FROM ohlc", tmp_path / "lake")
+    assert len(bars) == len(reference_bars(records)) and bars["trade_count"].sum() == len(valid_trades(records))
+
+
+def test_the_checkpoints_shuffle_partitions_come_from_its_newest_offset_log_entry(tmp_path: Path) -> None:
+    from jobs.stream_ohlc import checkpoint_shuffle_partitions
+
+    offsets = tmp_path / "offsets"
+    assert checkpoint_shuffle_partitions(tmp_path) is None  # no batch yet: the session's count applies
+    offsets.mkdir()
+    for batch, partitions in ((2, 4), (10, 3)):
+        metadata = {"batchWatermarkMs": 0, "conf": {"spark.sql.shuffle.partitions": str(partitions)}}
+        (offsets / str(batch)).write_text(f'v1\n{json.dumps(metadata)}\n{{"t":{{"0":5}}}}\n')
+    (offsets / ".10.crc").write_text("")  # Hadoop's side files are not entries
+    assert checkpoint_shuffle_partitions(tmp_path) == 3  # batch 10, not "2", the last by name
+    (offsets / "11").write_text("v1\n")  # no metadata: left to Spark's own check of its log
+    assert checkpoint_shuffle_partitions(tmp_path) is None
