@@ -78,7 +78,7 @@ mlflow: venv ## MLflow's tracking UI over the local store models/mlflow/ (http:/
 	$(PY) -m infra.mlflow_ui
 
 test: deps chromium ## run the test suite (unit + integration with real Kafka, Spark and a browser)
-	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder
+	$(PY) -m pytest -n 2 --dist loadfile --no-loadscope-reorder --durations=20
 
 chromium: ## Debian's chromium for the dashboard's browser tests (Playwright downloads nothing)
 	@command -v chromium >/dev/null || { S=$$([ "$$(id -u)" = 0 ] || echo sudo); \

@@ -19,7 +19,6 @@ import lake
 from ingest.tape import read_tape, write_tape
 from tests.support.data import SAMPLE
 from tests.support.job import (
-    SMALL_BATCH,
     job_failure,
     progress_lines,
     replay,
@@ -33,8 +32,6 @@ from tests.support.messy_tape import messy_tape
 from tests.support.reference import reference_bars, valid_trades
 
 pytestmark = pytest.mark.integration
-
-BATCH = SMALL_BATCH
 
 
 def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, tmp_path: Path) -> None:
@@ -54,7 +51,7 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     kills = 0
     # One kill at a random point (a crash between the tables of one batch is covered
     # deterministically in test_lake_sink.py; `make bench` runs bench/faults.py's 20 kills).
-    for after_batches in (rng.randint(2, 6),):  # kill once the bars query has committed this many batches, plus a bit
+    for after_batches in (rng.randint(2, 4),):  # kill once the bars query has committed this many batches, plus a bit
         proc = start_job(*small_batch_args(kafka, settings, crashed))
         deadline = time.monotonic() + 180
         while proc.poll() is None and time.monotonic() < deadline:

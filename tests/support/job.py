@@ -12,7 +12,7 @@ from typing import Any
 import lake
 from core.settings import REPO_ROOT
 
-SMALL_BATCH = 1500  # offsets per micro-batch: the sample tape takes about a dozen batches
+SMALL_BATCH = 3000  # offsets per micro-batch: the sample tape (16k records) takes six batches
 SNAPSHOT_TABLES = ("ohlc", "volatility", "rejects")
 
 
