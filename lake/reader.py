@@ -158,9 +158,11 @@ def latest_bars_sql(snapshot: TableSnapshot) -> str:
     if chosen.other or not parts:
         parts.append(f"SELECT * FROM ({select_files_sql('ohlc', chosen.other)})")
     newest = " UNION ALL ".join(parts)
+    # arg_max over the whole row rather than QUALIFY row_number() = 1: DuckDB plans the latter as a
+    # scan for the keys and a second scan of the files for the rows (bench/RESULTS.md: 46 -> 27 ms).
     return (
-        f"CREATE OR REPLACE VIEW latest_bars AS SELECT * FROM ({newest}) "
-        "QUALIFY row_number() OVER (PARTITION BY exchange, symbol ORDER BY window_start DESC) = 1"
+        f"CREATE OR REPLACE VIEW latest_bars AS SELECT unnest(arg_max(bar, bar.window_start)) "
+        f"FROM ({newest}) AS bar GROUP BY bar.exchange, bar.symbol"
     )
 
 
