@@ -81,8 +81,9 @@ SIGMA_PER_SECOND = SIGMA_PER_DAY / math.sqrt(SECONDS_PER_DAY)
 MEAN_TRADES_PER_SECOND = 15
 TRADE_IDS_PER_DAY = 5_000_000  # room for a day's trades: ids never overlap between days
 
-# The Spark file sink as configured here (spark-defaults.conf) and Spark's defaults.
-SHUFFLE_PARTITIONS = 2  # spark.sql.shuffle.partitions: task ids 00000 and 00001
+# The layout Spark's file sink wrote for the job before the lake was Delta (2 shuffle partitions
+# then), with Spark's defaults; the bench converts it to Delta in place (CONVERT TO DELTA).
+SHUFFLE_PARTITIONS = 2  # task ids 00000 and 00001
 COMPACT_INTERVAL = 10  # spark.sql.streaming.fileSink.log.compactInterval
 MIN_BATCHES_TO_RETAIN = 100  # spark.sql.streaming.minBatchesToRetain
 BLOCK_SIZE = 33_554_432  # the local file system's block size in the log entries
