@@ -88,6 +88,24 @@ OHLC: tuple[Column, ...] = (
     Column("date", "date", False, "partition column: UTC date of window_start"),
 )
 
+# lake/trades: every trade the job accepted, once per (exchange, symbol, trade_id): the ticks
+# the bars are made of, with where each came from. Written from Spark's executors
+# (`jobs.tick_writer`), in the same micro-batch and exactly-once commit as its bars.
+TRADES: tuple[Column, ...] = (
+    Column("exchange", "string", False),
+    Column("symbol", "string", False, "partition column"),
+    Column("trade_id", "int64", False, "venue's trade id; stored once per (exchange, symbol, trade_id)"),
+    Column("price", PRICE_TYPE, False),
+    Column("quantity", QTY_TYPE, False),
+    Column("event_time", "timestamp", False, "exchange trade time, UTC (ms precision)"),
+    Column("is_buyer_maker", "bool", False, "true when the taker sold"),
+    Column("ingest_time", "timestamp", True, "when the ingestor received it, UTC; null if the record had none"),
+    Column("kafka_partition", "int64", False),
+    Column("kafka_offset", "int64", False, "the first record of this trade on the topic"),
+    Column("late", "bool", False, "it came after its bar was written or the watermark had passed it"),
+    Column("date", "date", False, "partition column: UTC date of event_time"),
+)
+
 # `crypto.bars.live` (jobs/forming_bars_service.py): the forming 1-second bar of each (exchange, symbol),
 # published again each time it changes, and once more with final=true when the watermark
 # passes its end. One JSON object per message, keyed `exchange:symbol`. On the wire, decimals

@@ -61,6 +61,9 @@ class LakeSettings(_Group):
     # everything), delete replaced files once no reader can hold them (grace: also each table's
     # delta.deletedFileRetentionDuration), and how often `make live` runs it.
     retention: str = ""
+    # lake/trades' own retention (ticks are ~100x the bars' bytes): empty keeps them as long as
+    # `retention` keeps the other tables.
+    trades_retention: str = ""
     maintain_every: str = "30s"
     grace: str = "1h"
     # The Delta log (README, "The lake is Delta Lake"): a checkpoint every N commits, and commits
@@ -69,7 +72,7 @@ class LakeSettings(_Group):
     checkpoint_interval: int = Field(default=10, ge=2)
     log_retention: str = "1h"
 
-    @field_validator("retention", "maintain_every", "grace", "log_retention")
+    @field_validator("retention", "trades_retention", "maintain_every", "grace", "log_retention")
     @classmethod
     def _duration(cls, value: str) -> str:
         if value:

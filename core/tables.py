@@ -24,6 +24,7 @@ from core.schema import (
     OHLC,
     PREDICTIONS,
     REJECTS,
+    TRADES,
     Column,
     volatility_columns,
 )
@@ -68,6 +69,10 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "ohlc", "1-second OHLCV bars, final", OHLC, ("symbol", "date"), "window_start", "window_end", "job",
             sort_key="window_start", watermark_query="ohlc",
+        ),
+        TableSpec(
+            "trades", "every accepted trade (ticks), once each", TRADES, ("symbol", "date"), "event_time",
+            "event_time", "job", sort_key="event_time", watermark_query="ohlc",
         ),
         TableSpec(
             "rejects", "trade records the job refused, with the reason", REJECTS, ("date",), "kafka_timestamp",

@@ -23,6 +23,7 @@ exists is done.
 
 from __future__ import annotations
 
+import datetime as dt
 import errno
 import json
 import logging
@@ -31,7 +32,7 @@ import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from functools import reduce
+from functools import partial, reduce
 from pathlib import Path
 
 import pyarrow as pa
@@ -46,6 +47,7 @@ from pyspark.sql import types as T
 from core.schema import Column
 from core.tables import JOB_TABLES, TABLES, record_windows
 from jobs.bar_closer import BarCloser
+from jobs.tick_writer import TRADE_FILE, TRADE_FILES, TRADES_TABLE, TickPlan, stored_files, write_ticks
 from jobs.volatility import VolatilityState
 from lake import delta
 
@@ -72,6 +74,10 @@ VOLATILITY_TABLE = "volatility"
 BAR_UPDATES = "bar_updates"
 HEARTBEATS = "heartbeats"
 STATES_KEPT = 3
+# lake/trades is written by the batch's tasks (`jobs.tick_writer`); of the trades partitions,
+# the driver hands them the files of the days from the one before the watermark's on.
+RECENT_DAYS = 1
+State = tuple[BarCloser, VolatilityState | None]
 
 
 def tables_frame(frames: dict[str, DataFrame]) -> DataFrame:
@@ -154,10 +160,15 @@ class LakeSink:
 
     def __call__(self, frame: DataFrame, batch_id: int) -> None:
         started = time.perf_counter()
+        done = (self.state_dir / f"{batch_id}.json").exists()
+        state = None if done else self._state(batch_id)
+        if TRADES_TABLE in self.tables:
+            plan = self.tick_plan(batch_id, None if state is None else state[0])
+            frame = frame.mapInArrow(partial(write_ticks, plan, TRADES_TABLE), mapped_schema(frame.schema))
         batch = frame.toArrow()
         computed = time.perf_counter()
         try:
-            written = self.write(batch, batch_id)
+            written = self.write(batch, batch_id, state)
         except (OSError, DeltaError) as exc:
             if getattr(exc, "errno", None) not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(exc):
                 raise
@@ -184,27 +195,48 @@ class LakeSink:
         path = self.state_dir / f"{batch_id}.json"
         return int(json.loads(path.read_text()).get("late", 0)) if path.exists() else 0
 
-    def write(self, batch: pa.Table, batch_id: int) -> dict[str, int]:
-        """Commit batch `batch_id`; returns rows per table written now (empty if it was done before)."""
+    def tick_plan(self, batch_id: int, closer: BarCloser | None) -> TickPlan:
+        """What the batch's tasks need to write their trades (`jobs.tick_writer`); `closer` is
+        the bar closer as it stood before the batch (None: the batch is done)."""
+        table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
+        table.update_incremental()
+        held = table.transaction_version(self.app_id)
+        table_dir = str(delta.table_path(self.lake, TRADES_TABLE).resolve())
+        if closer is None or (held is not None and held >= batch_id):
+            return TickPlan(table_dir, batch_id, write=False, spark_watermark_ms=0, released_us=None)
+        watermark_ms = spark_watermark_ms(self.home.parent, batch_id)
+        since = dt.datetime.fromtimestamp(watermark_ms / 1000, dt.UTC).date() - dt.timedelta(days=RECENT_DAYS)
+        recent = "" if watermark_ms <= 0 else since.isoformat()
+        return TickPlan(
+            table_dir, batch_id, write=True, spark_watermark_ms=watermark_ms, released_us=closer.floor_us,
+            stored=stored_files(table, lambda d: d >= recent), stored_from=recent, version=table.version(),
+        )  # fmt: skip
+
+    def _state(self, batch_id: int) -> State:
+        """The closer and volatility state after batch `batch_id - 1`: carried, or from disk."""
+        carried, self._carried = self._carried, None
+        if carried is not None and carried[0] == batch_id - 1:
+            return carried[1], carried[2]
+        return self._state_before(batch_id)
+
+    def write(self, batch: pa.Table, batch_id: int, state: State | None = None) -> dict[str, int]:
+        """Commit batch `batch_id`; returns rows per table written now (empty if it was done before).
+
+        `state`: the closer and volatility state before the batch, if the caller took it already."""
         if (self.state_dir / f"{batch_id}.json").exists():
             log.info("batch %d is already in the lake", batch_id)
             return {}
         bars = "ohlc" in self.tables
-        tables = split_tables(
-            batch, [n for n in self.tables if n != "ohlc"] + ([BAR_UPDATES, HEARTBEATS] if bars else [])
-        )
-        carried, self._carried = self._carried, None
-        if carried is not None and carried[0] == batch_id - 1:
-            closer, volatility_state = carried[1], carried[2]
-        else:
-            closer, volatility_state = self._state_before(batch_id)
+        row_tables = [n for n in self.tables if n not in ("ohlc", TRADES_TABLE)]
+        tables = split_tables(batch, row_tables + ([BAR_UPDATES, HEARTBEATS] if bars else []))
+        closer, volatility_state = state if state is not None else self._state(batch_id)
         late = 0
         if bars:
             released = closer.apply(tables[BAR_UPDATES], tables[HEARTBEATS])
             tables["ohlc"], late = released.final, released.late_trades
             if late:
                 log.warning("batch %d: %d trades came after their window was written: counted as late", batch_id, late)
-        commits = {name: (tables[name], columns) for name, columns in self.tables.items()}
+        commits = {name: (tables[name], columns) for name, columns in self.tables.items() if name != TRADES_TABLE}
         if volatility_state is not None:
             assert self.volatility is not None
             volatility = pa.Table.from_pandas(volatility_state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
@@ -217,13 +249,27 @@ class LakeSink:
             for name, (rows, columns) in commits.items()
             if rows.num_rows and name != "ohlc"
         }
-        written = {name: commits[name][0].num_rows for name, done in pending.items() if done.result()}
+        if TRADES_TABLE in self.tables:
+            files = trade_files(batch)
+            if files.num_rows:
+                pending[TRADES_TABLE] = self._pool.submit(self._commit_files, files, batch_id)
+        written = {
+            name: (commits[name][0] if name in commits else files).num_rows
+            for name, done in pending.items()
+            if done.result()
+        }
+        if TRADES_TABLE in written:
+            written[TRADES_TABLE] = sum(files.column("rows").to_pylist())
         if "ohlc" in commits and commits["ohlc"][0].num_rows and self._commit("ohlc", *commits["ohlc"], batch_id):
             written["ohlc"] = commits["ohlc"][0].num_rows
         self._save_state(batch_id, closer, volatility_state, late)
         self.late[batch_id] = late
         self._carried = (batch_id, closer, volatility_state)
         return written
+
+    def _commit_files(self, files: pa.Table, batch_id: int) -> bool:
+        table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
+        return delta.commit_files(table, files.to_pylist(), txn=(self.app_id, batch_id))
 
     def _state_before(self, batch_id: int) -> tuple[BarCloser, VolatilityState | None]:
         saved = sorted(
@@ -262,6 +308,32 @@ class LakeSink:
             stem = path.name.split(".")[0]
             if stem.isdigit() and int(stem) <= batch_id - STATES_KEPT:
                 path.unlink(missing_ok=True)
+
+
+def mapped_schema(schema: T.StructType) -> T.StructType:
+    """The batch's schema after `write_ticks`: the trades' column replaced by the files written."""
+    from pyspark.sql.pandas.types import from_arrow_type
+
+    kept = [f for f in schema.fields if f.name != TRADES_TABLE]
+    return T.StructType([*kept, T.StructField(TRADE_FILES, from_arrow_type(TRADE_FILE), True)])
+
+
+def trade_files(batch: pa.Table) -> pa.Table:
+    """The TRADE_FILE rows the batch's tasks returned."""
+    if TRADE_FILES not in batch.column_names:
+        return pa.Table.from_struct_array(pa.array([], TRADE_FILE))
+    column = batch.column(TRADE_FILES)
+    return pa.Table.from_struct_array(column.filter(pc.is_valid(column)))
+
+
+def spark_watermark_ms(checkpoint: Path, batch_id: int) -> int:
+    """The event-time watermark Spark runs batch `batch_id` with (its offset log entry): its
+    stateful operators drop rows at or before it. 0 where the log has none (no Spark)."""
+    path = checkpoint / "offsets" / str(batch_id)
+    try:
+        return int(json.loads(path.read_text().splitlines()[1]).get("batchWatermarkMs", 0))
+    except (OSError, IndexError, ValueError, TypeError, AttributeError):
+        return 0
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -1,4 +1,5 @@
-"""Kafka trades -> 1-second OHLCV bars and their volatility; feed events -> feed_events; what fails -> rejects.
+"""Kafka trades -> ticks (trades), 1-second OHLCV bars and their volatility; feed events -> feed_events;
+what fails -> rejects.
 
     SPARK_CONF_DIR=$PWD spark-submit jobs/stream_ohlc.py \
         [--bootstrap-servers 127.0.0.1:9092] [--topic crypto.trades] [--feed-events-topic crypto.feed_events] \
@@ -8,7 +9,8 @@
 Defaults come from `core.settings` (env vars KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_TOPIC, LAKE_PATH, CHECKPOINT_PATH, STREAM_TRIGGER, STREAM_WATERMARK).
 One streaming query reads both topics (the trades topic once) and writes all four tables
-through `jobs.lake_sink`; its checkpoint is <checkpoints>/lake.
+through `jobs.lake_sink` (the trades from Spark's tasks, `jobs.tick_writer`); its checkpoint is
+<checkpoints>/lake.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from jobs.feed_events import accepted_feed_events, parse_feed_events
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener, drain_events
 from jobs.session import MissingSparkDefaults, spark_session
-from jobs.trades import accepted, parse, read_once, rejected
+from jobs.trades import accepted, parse, read_once, rejected, tick_rows
 from lake import delta, logs
 
 log = logging.getLogger("jobs.stream_ohlc")
@@ -89,6 +91,7 @@ SHUFFLE_PARTITIONS = "spark.sql.shuffle.partitions"
 # and feed events; ohlc comes from BAR_UPDATES and HEARTBEATS through the sink's closer, and
 # volatility from the released bars.
 SIDE_TABLES: dict[str, Callable[[DataFrame, DataFrame], DataFrame]] = {
+    "trades": lambda events, feed: tick_rows(events),  # written by the tasks (`jobs.tick_writer`)
     "rejects": lambda events, feed: rejected(events).unionByName(rejected(feed)),
     "feed_events": lambda events, feed: accepted_feed_events(feed),
 }

@@ -24,7 +24,7 @@ PARSED_METRIC = "parsed"  # observed per batch: records read from the trades top
 # What `accepted` and `rejected` read from the parsed events; the raw value and key only for rejects.
 ACCEPTED_COLUMNS = (
     "type", "exchange", "symbol", "price_dec", "quantity_dec", "timestamp", "trade_id", "is_buyer_maker", "event_time",
-    "kafka_partition",
+    "kafka_partition", "kafka_offset", "ingest_ts",
 )  # fmt: skip
 REJECT_COLUMNS = ("reason", "raw", "kafka_key", "kafka_topic", "kafka_partition", "kafka_offset", "kafka_timestamp")
 REJECT_ONLY_COLUMNS = ("raw", "kafka_key")
@@ -178,6 +178,17 @@ def accepted(events: DataFrame) -> DataFrame:
     """Valid trades and heartbeats, typed: the stream the watermark is taken from."""
     renamed = {"price_dec": "price", "quantity_dec": "quantity"}
     return events.where(is_valid()).select(*(F.col(c).alias(renamed.get(c, c)) for c in ACCEPTED_COLUMNS))
+
+
+def tick_rows(events: DataFrame) -> DataFrame:
+    """Every accepted trade as a lake/trades row (but `late`, which `jobs.tick_writer` decides):
+    repeats and late trades included; the writer keeps each trade's first copy."""
+    trades = accepted(events).where(F.col("type") == RECORD_TRADE)
+    return trades.select(
+        "exchange", "symbol", "trade_id", "price", "quantity", "event_time", "is_buyer_maker",
+        F.timestamp_millis("ingest_ts").alias("ingest_time"), "kafka_partition", "kafka_offset",
+        F.to_date("event_time").alias("date"),
+    )  # fmt: skip
 
 
 def rejected(events: DataFrame) -> DataFrame:

@@ -9,7 +9,7 @@
     python -m lake --as-of 1200 sql "..."        # time travel: ohlc version 1200 (or an ISO time)
     python -m lake compact [--table ohlc|all] [--before YYYY-MM-DD]
     python -m lake vacuum [--table ohlc|all] [--older-than 30d] [--grace 1h]
-    python -m lake maintain [--every 5m] [--retention 30d] [--grace 1h]   # compact + vacuum, all tables
+    python -m lake maintain [--every 5m] [--retention 30d] [--trades-retention 7d] [--grace 1h]  # all tables
 
 Queries run on a read-only connection (`lake.sandbox`): one SELECT at a time. Results are
 written to files by a separate DuckDB connection that sees only the result.
@@ -192,9 +192,11 @@ def _vacuum(args: argparse.Namespace, lake: Path) -> int:
 def cmd_maintain(args: argparse.Namespace, lake: Path) -> int:
     settings = Settings()
     retention = args.retention or (duration(settings.lake.retention) if settings.lake.retention else None)
-    return maintenance.run(
-        lake, args.every, retention, args.grace if args.grace is not None else duration(settings.lake.grace), sys.stdout
+    ticks = args.trades_retention or (
+        duration(settings.lake.trades_retention) if settings.lake.trades_retention else None
     )
+    grace = args.grace if args.grace is not None else duration(settings.lake.grace)
+    return maintenance.run(lake, args.every, retention, grace, sys.stdout, {"trades": ticks} if ticks else None)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -235,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--retention",
         type=parse_duration,
         help="keep partitions this long, e.g. 30d (default: LAKE_RETENTION, else all)",
+    )
+    maint.add_argument(
+        "--trades-retention",
+        type=parse_duration,
+        help="keep lake/trades' partitions this long (default: LAKE_TRADES_RETENTION, else as --retention)",
     )
     maint.add_argument("--grace", type=parse_duration, help="delete replaced files after this (default: LAKE_GRACE)")
     maint.set_defaults(run=cmd_maintain)

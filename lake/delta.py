@@ -21,6 +21,7 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote
 
 import pyarrow as pa
@@ -195,6 +196,37 @@ def append(
                 table, data, mode="append", partition_by=partition_by, writer_properties=WRITER_PROPERTIES,
                 commit_properties=props,
             )  # fmt: skip
+            return True
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("table %s: commit lost a race (%s); attempt %d", table.metadata().name, exc, attempt + 1)
+            time.sleep(0.05 * attempt)
+    return False
+
+
+def commit_files(table: DeltaTable, files: list[dict[str, Any]], *, txn: tuple[str, int]) -> bool:
+    """Commit Parquet files already written into the table's folder (`jobs.tick_writer`: Spark's
+    tasks wrote them) as one append, exactly once: False if the table holds `txn` already.
+
+    Each file: path (relative, as in the log), size, its partition values and Delta statistics."""
+    from deltalake.transaction import AddAction, RemoveAction
+
+    partition_by = table.metadata().partition_columns
+    now_ms = int(time.time() * 1000)
+    actions: list[AddAction | RemoveAction] = [
+        AddAction(f["path"], int(f["size"]), {c: f[c] for c in partition_by}, now_ms, True, f["stats"]) for f in files
+    ]
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table.update_incremental()
+        done = table.transaction_version(txn[0])
+        if done is not None and done >= txn[1]:
+            return False
+        props = CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])])
+        try:
+            table.create_write_transaction(
+                actions, mode="append", schema=table.schema(), partition_by=partition_by, commit_properties=props
+            )
             return True
         except CommitFailedError as exc:
             if attempt == COMMIT_ATTEMPTS:

@@ -239,8 +239,15 @@ def human(span: dt.timedelta) -> str:
     return f"{seconds}s"
 
 
-def maintain_once(lake: Path, retention: dt.timedelta | None, grace_s: float, say: Callable[[str], None]) -> int:
-    """One pass over every table; returns the number of actions taken."""
+def maintain_once(
+    lake: Path,
+    retention: dt.timedelta | None,
+    grace_s: float,
+    say: Callable[[str], None],
+    table_retention: dict[str, dt.timedelta] | None = None,
+) -> int:
+    """One pass over every table; returns the number of actions taken. `table_retention`: a
+    table's own retention instead of `retention` (LAKE_TRADES_RETENTION for trades)."""
     actions = 0
     delta.refuse_old_format(lake)
     for table in TABLES:
@@ -255,11 +262,12 @@ def maintain_once(lake: Path, retention: dt.timedelta | None, grace_s: float, sa
             actions += 1
             say(f"optimize {table}: {c.partitions} partitions, {c.files_before:,} files -> {c.files_after:,} "
                 f"in {c.seconds:.1f}s")  # fmt: skip
-        v = vacuum(lake, table, retention, grace_s=grace_s)
+        kept = (table_retention or {}).get(table, retention)
+        v = vacuum(lake, table, kept, grace_s=grace_s)
         if v.retired_partitions:
             actions += 1
-            assert retention is not None
-            say(f"retire {table}: {v.retired_partitions} partitions older than {human(retention)}")
+            assert kept is not None
+            say(f"retire {table}: {v.retired_partitions} partitions older than {human(kept)}")
         if v.deleted_files:
             actions += 1
             say(f"vacuum {table}: {v.deleted_files:,} files deleted")
@@ -273,6 +281,7 @@ def run(
     retention: dt.timedelta | None,
     grace: dt.timedelta,
     out: TextIO,
+    table_retention: dict[str, dt.timedelta] | None = None,
 ) -> int:
     """Maintain `lake` once, or every `every` until interrupted; exit status."""
 
@@ -284,11 +293,12 @@ def run(
     try:
         with exclusive(lake):
             kept = f"the last {human(retention)}" if retention else "everything (no LAKE_RETENTION)"
+            kept += "".join(f", {t} {human(r)}" for t, r in (table_retention or {}).items())
             say(f"maintaining {lake} {'every ' + human(every) if every else 'once'}: keeping {kept}, "
                 f"vacuuming files unused for {human(grace)}")  # fmt: skip
             while True:
                 started = time.monotonic()
-                if not maintain_once(lake, retention, grace.total_seconds(), say) and not every:
+                if not maintain_once(lake, retention, grace.total_seconds(), say, table_retention) and not every:
                     say("nothing to do")
                 if every is None:
                     return 0

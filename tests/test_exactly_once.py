@@ -107,5 +107,9 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     assert in_bars == len(valid_trades(on_time)) and len(con.sql("SELECT * FROM ohlc").fetchall()) == len(
         reference_bars(on_time)
     )
+    # lake/trades holds every accepted trade once, the late ones too, and marks those late.
+    stored = con.sql("SELECT trade_id, late FROM trades").fetchall()
+    assert len(stored) == len(valid_trades([r for b in batches for r in b]))
+    assert sorted(i for i, is_late in stored if is_late) == sorted(r["trade_id"] for r in late)
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
     assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table

@@ -223,3 +223,29 @@ def test_retention_keeps_its_window_and_grace_keeps_what_a_reader_may_still_read
     maintain_once(lake_dir, dt.timedelta(days=2), 0, lines.append)  # grace over: the replaced files go
     assert any(line.startswith("vacuum ohlc:") for line in lines), lines
     assert _all(lake_dir) == kept
+
+
+def test_the_trades_table_keeps_its_own_retention(tmp_path: Path) -> None:
+    """LAKE_TRADES_RETENTION: ticks go after a day here while the bars keep three."""
+    from core.schema import TRADES
+
+    lake_dir = tmp_path / "lake"
+    today = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    writer = JobWriter(lake_dir)
+    ticks = []
+    for days_ago in (2, 0):
+        at = today - dt.timedelta(days=days_ago)
+        writer.minutes(at, 1)
+        ticks.append({
+            "exchange": "binance", "symbol": "BTCUSDT", "trade_id": days_ago, "price": 1, "quantity": 1,
+            "event_time": at, "is_buyer_maker": True, "ingest_time": at, "kafka_partition": 0,
+            "kafka_offset": days_ago, "late": False, "date": at.date(),
+        })  # fmt: skip
+    delta.append_rows(lake_dir, "trades", pa.Table.from_pylist(ticks, schema=to_arrow(TRADES)), TRADES)
+    lines: list[str] = []
+    maintain_once(lake_dir, dt.timedelta(days=3), 0, lines.append, {"trades": dt.timedelta(days=1)})
+    assert any(line.startswith("retire trades: 1 partitions older than 1d") for line in lines), lines
+    assert not any(line.startswith("retire ohlc") for line in lines), lines
+    con = lake.connect(lake_dir)
+    assert con.sql("SELECT trade_id FROM trades").fetchall() == [(0,)]
+    assert {r[2].date() for r in _all(lake_dir)} == {(today - dt.timedelta(days=2)).date(), today.date()}

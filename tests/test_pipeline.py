@@ -115,6 +115,28 @@ def test_lake_bars_equal_pandas_reference(pipeline: dict[str, Any]) -> None:
     assert set(actual["date"].astype(str)) == {"2024-08-08", "2024-08-09"}  # the tape crosses midnight
 
 
+def test_the_trades_table_holds_every_accepted_trade_once(pipeline: dict[str, Any]) -> None:
+    """lake/trades equals the reference's deduplicated accepted trades: ids, exact decimals, times."""
+    want = valid_trades(pipeline["tape"])
+    expected = sorted(
+        (r.exchange, r.symbol, int(r.trade_id), r.price, r.quantity, int(r.timestamp), bool(r.is_buyer_maker),
+         int(r.ingest_ts))
+        for r in want.itertuples()
+    )  # fmt: skip
+    con = lake.connect(pipeline["lake"])
+    rows = con.sql(
+        "SELECT exchange, symbol, trade_id, price, quantity, epoch_ms(event_time), is_buyer_maker, "
+        "epoch_ms(ingest_time) FROM trades"
+    ).fetchall()
+    assert len(rows) == len(expected) == 15_863
+    assert sorted(rows) == expected
+    coordinates = con.sql(
+        "SELECT count(DISTINCT (kafka_partition, kafka_offset)), count(*) FILTER (WHERE late), "
+        "count(*) FILTER (WHERE date <> CAST(event_time AT TIME ZONE 'UTC' AS DATE)) FROM trades"
+    ).fetchall()
+    assert coordinates == [(len(expected), 0, 0)]
+
+
 def test_volatility_equals_pandas_rolling_reference(pipeline: dict[str, Any]) -> None:
     windows = (60, 300)
     bars = reference_bars(pipeline["tape"])

@@ -43,7 +43,7 @@ def test_every_view_and_info_row_comes_from_the_registry(tmp_path: Path) -> None
 
 
 def test_an_unknown_table_is_a_clear_error() -> None:
-    with pytest.raises(ValueError, match="unknown table 'bars'; the lake's tables are ohlc, rejects"):
+    with pytest.raises(ValueError, match="unknown table 'bars'; the lake's tables are ohlc, trades, rejects"):
         table("bars")
 
 

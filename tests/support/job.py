@@ -13,7 +13,7 @@ import lake
 from core.settings import REPO_ROOT
 
 SMALL_BATCH = 3000  # offsets per micro-batch: the sample tape (16k records) takes six batches
-SNAPSHOT_TABLES = ("ohlc", "volatility", "rejects")
+SNAPSHOT_TABLES = ("ohlc", "volatility", "rejects", "trades")
 
 
 def run_job(*args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
