@@ -25,7 +25,7 @@ import streamlit.logger
 
 streamlit.logger.set_log_level("error")  # no "no runtime" warnings: the repositories run bare here
 
-from core.schema import OHLC, VOLATILITY, duckdb_type  # noqa: E402
+from core.schema import OHLC_TABLE, VOLATILITY, duckdb_type  # noqa: E402
 from dashboard import client, repositories, services  # noqa: E402
 from lake import delta  # noqa: E402
 
@@ -50,12 +50,12 @@ def generate(lake: Path, days: int, symbols: int) -> None:
                round((100 * (k + 1)) * exp(sum((random() - 0.5) * 0.002) OVER (PARTITION BY k ORDER BY i)), 8) AS p,
                1 + (i % 7) AS n
         FROM range({days * 86400}) r(i), range({symbols}) s(k)""")
-    ohlc = _select(OHLC, {
+    ohlc = _select(OHLC_TABLE, {
         "exchange": "'binance'", "symbol": "'SYM' || k || 'USDT'", "window_start": "t",
         "window_end": "t + INTERVAL 1 SECOND", "open": "p", "high": "p * 1.0002", "low": "p * 0.9998", "close": "p",
         "volume": "n * 0.01", "quote_volume": "p * n * 0.01", "vwap": "p", "trade_count": "n",
         "buy_volume": "n * 0.006", "sell_volume": "n * 0.004", "first_trade_id": "k * 1e9 + i",
-        "last_trade_id": "k * 1e9 + i",
+        "last_trade_id": "k * 1e9 + i", "revision": "0", "revised_at": "NULL",
         "date": "CAST(t AS DATE)",
     })  # fmt: skip
     con.execute(f"COPY (SELECT {ohlc} FROM (SELECT *, epoch(t)::BIGINT AS i FROM walk)) TO '{lake}/ohlc' "
@@ -67,7 +67,7 @@ def generate(lake: Path, days: int, symbols: int) -> None:
         "log_return": "r", "volatility_60s": "stddev_samp(r) OVER w60", "realized_vol_60s": "sqrt(sum(r * r) OVER w60)",
         "returns_60s": "count(r) OVER w60", "volatility_300s": "stddev_samp(r) OVER w300",
         "realized_vol_300s": "sqrt(sum(r * r) OVER w300)", "returns_300s": "count(r) OVER w300",
-        "date": "CAST(t AS DATE)",
+        "revision": "0", "revised_at": "NULL", "date": "CAST(t AS DATE)",
     })  # fmt: skip
     con.execute(f"""
         COPY (SELECT {vol} FROM (SELECT *, {returns} AS r FROM walk WINDOW w AS (PARTITION BY k ORDER BY t))

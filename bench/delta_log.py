@@ -32,7 +32,7 @@ import deltalake
 import pyarrow as pa
 from tqdm import tqdm
 
-from core.schema import OHLC, to_arrow
+from core.schema import OHLC, OHLC_TABLE, to_arrow
 from lake import delta
 
 EXTRA_FILES = (0, 1_000, 4_000, 10_000, 30_000, 100_000)
@@ -72,7 +72,7 @@ def open_ms(path: Path, runs: int = 9) -> float:
 def commit_run(root: Path, interval: int, data: list[pa.Table]) -> tuple[Path, list[float]]:
     lake_dir = root / f"interval-{interval}"
     settings = delta.LogSettings(interval, 3600, 3600)
-    table = delta.create_table(lake_dir, "ohlc", OHLC, settings)
+    table = delta.create_table(lake_dir, "ohlc", OHLC_TABLE, settings)
     times = []
     for batch, rows in enumerate(tqdm(data, desc=f"checkpointInterval {interval}", unit="commit", leave=False)):
         t = time.perf_counter()

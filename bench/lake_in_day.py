@@ -42,7 +42,7 @@ import pyarrow as pa
 from tqdm import tqdm
 
 import lake
-from core.schema import OHLC, to_arrow
+from core.schema import OHLC, OHLC_TABLE, to_arrow
 from lake import delta
 from lake.maintenance import maintain_once
 
@@ -80,7 +80,7 @@ class DayWriter:
     """Commits as the job's sink makes them: one per batch, with the batch as its app transaction."""
 
     def __init__(self, lake_dir: Path, day: dt.date, bars: dict[str, pa.Table]) -> None:
-        self.table = delta.ensure_table(lake_dir, "ohlc", OHLC)
+        self.table = delta.ensure_table(lake_dir, "ohlc", OHLC_TABLE)
         self.day = day
         self.bars = {
             symbol: t.append_column("symbol", pa.array([symbol] * t.num_rows)).append_column(

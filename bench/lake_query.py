@@ -62,7 +62,7 @@ import pyarrow.parquet as pq
 from tqdm import tqdm
 
 import lake
-from core.schema import OHLC, to_arrow
+from core.schema import OHLC_TABLE, to_arrow
 from core.settings import REPO_ROOT
 from core.tables import TABLES
 
@@ -92,7 +92,7 @@ COMMIT_DELAY_S = 6  # a batch commits after its bars close: watermark 5 s + a tr
 LOG_DIR = "_spark_metadata"
 TABLE = "ohlc"
 
-FILE_COLUMNS = tuple(c for c in OHLC if c.name not in TABLES[TABLE].partition_by)
+FILE_COLUMNS = tuple(c for c in OHLC_TABLE if c.name not in TABLES[TABLE].partition_by)
 
 
 def _spark_type(type_: str) -> str:
@@ -101,7 +101,7 @@ def _spark_type(type_: str) -> str:
 
 def _file_schema() -> pa.Schema:
     """The Parquet files' schema: `ohlc` without its partition columns."""
-    schema = to_arrow(OHLC)
+    schema = to_arrow(OHLC_TABLE)
     for name in TABLES[TABLE].partition_by:
         schema = schema.remove(schema.get_field_index(name))
     return schema
@@ -250,6 +250,8 @@ def bars(task: PartitionDay) -> pa.Table:
         "sell_volume": _decimal(volume - buy, volume_t),
         "first_trade_id": pa.array(first_id),
         "last_trade_id": pa.array(first_id + trades - 1),
+        "revision": pa.repeat(pa.scalar(0, pa.int64()), n),
+        "revised_at": pa.nulls(n, FILE_SCHEMA.field("revised_at").type),
     }
     return pa.Table.from_arrays([columns[f.name] for f in FILE_SCHEMA], schema=FILE_SCHEMA)
 

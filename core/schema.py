@@ -48,6 +48,7 @@ class Column:
     type: str  # string | int64 | bool | double | timestamp | date | decimal(p,s) | json (DuckDB only)
     nullable: bool = True
     doc: str = ""
+    default: int | None = None  # the value of rows written without it (`lake.delta.conform`)
 
 
 # What the ingestor publishes on the trades topic, one JSON object per message.
@@ -87,6 +88,23 @@ OHLC: tuple[Column, ...] = (
     Column("last_trade_id", "int64", False),
     Column("date", "date", False, "partition column: UTC date of window_start"),
 )
+
+# The revision columns of lake/ohlc and lake/volatility: a bar is written once, final, when the
+# watermark passes it; trades that arrive after that (late, or backfilled after a gap) revise it
+# from lake/trades (`jobs.revisions`), as a Delta MERGE. Time travel shows the bar as it was.
+REVISION: tuple[Column, ...] = (
+    Column("revision", "int64", False, "0 as first written; +1 each time late or backfilled trades revised it", 0),
+    Column("revised_at", "timestamp", True, "when the newest revision was computed, UTC; null if never revised"),
+)
+REVISION_NAMES = ("revision", "revised_at")
+
+
+def revisable(columns: tuple[Column, ...]) -> tuple[Column, ...]:
+    """A table's columns with the REVISION columns, before its `date` partition column."""
+    return (*(c for c in columns if c.name != "date"), *REVISION, *(c for c in columns if c.name == "date"))
+
+
+OHLC_TABLE = revisable(OHLC)  # lake/ohlc's columns: the job's bars, plus their revision
 
 # lake/trades: every trade the job accepted, once per (exchange, symbol, trade_id): the ticks
 # the bars are made of, with where each came from. Written from Spark's executors
@@ -201,7 +219,12 @@ LATE: tuple[Column, ...] = (
 
 
 def volatility_columns(windows_s: tuple[int, ...]) -> tuple[Column, ...]:
-    """lake/volatility: one row per bar, with trailing volatility for each configured window."""
+    """lake/volatility's columns: `volatility_values`, plus their revision."""
+    return revisable(volatility_values(windows_s))
+
+
+def volatility_values(windows_s: tuple[int, ...]) -> tuple[Column, ...]:
+    """One row per bar, with trailing volatility for each configured window (what the job computes)."""
     per_window = []
     for w in windows_s:
         per_window += [

@@ -21,7 +21,7 @@ from pathlib import Path
 from core.schema import (
     DEFAULT_VOLATILITY_WINDOWS_S,
     FEED_EVENTS_TABLE,
-    OHLC,
+    OHLC_TABLE,
     PREDICTIONS,
     REJECTS,
     TRADES,
@@ -67,7 +67,7 @@ TABLES: dict[str, TableSpec] = {
     spec.name: spec
     for spec in (
         TableSpec(
-            "ohlc", "1-second OHLCV bars, final", OHLC, ("symbol", "date"), "window_start", "window_end", "job",
+            "ohlc", "1-second OHLCV bars, final", OHLC_TABLE, ("symbol", "date"), "window_start", "window_end", "job",
             sort_key="window_start", watermark_query="ohlc",
         ),
         TableSpec(

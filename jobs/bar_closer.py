@@ -67,6 +67,8 @@ class BarCloser:
     floor_us: int | None = None  # the watermark so far: it never moves back
     open: pa.Table | None = None  # open windows' newest versions (the bars' columns)
     just_closed: dict[Key, int] = field(default_factory=dict)  # released by the last batch: trade counts
+    # windows with late trades that are still open here: revised once released (`jobs.revisions`)
+    pending: set[Key] = field(default_factory=set)
 
     def apply(self, updates: pa.Table, heartbeats: pa.Table) -> Released:
         """One batch's changed windows (with LAST_EVENT_TIME and LAST_PARTITION) and its accepted
@@ -136,6 +138,7 @@ class BarCloser:
             "heartbeat_us": self.heartbeat_us,
             "floor_us": self.floor_us,
             "just_closed": [[*key, count] for key, count in sorted(self.just_closed.items())],
+            "pending": [list(key) for key in sorted(self.pending)],
         }
 
     @classmethod
@@ -143,4 +146,5 @@ class BarCloser:
         """`delay_ms` may differ from the saved closer's: the watermark goes on from where it was."""
         newest = {int(p): int(t) for p, t in data["newest_us"]}
         closed = {(e, s, int(t)): int(n) for e, s, t, n in data["just_closed"]}
-        return cls(delay_ms, newest, data["heartbeat_us"], data["floor_us"], open_windows, closed)
+        pending = {(e, s, int(t)) for e, s, t in data.get("pending", [])}
+        return cls(delay_ms, newest, data["heartbeat_us"], data["floor_us"], open_windows, closed, pending)

@@ -25,7 +25,7 @@ from core.wire import Accepted
 
 
 @dataclass(slots=True)
-class _Window:
+class Window:
     exchange: str
     symbol: str
     start_ms: int
@@ -109,7 +109,7 @@ class FormingBars:
     watermark_ms: int | None = None
     max_event_ms: int | None = None
     counts: Counts = field(default_factory=Counts)
-    _windows: dict[tuple[str, str, int], _Window] = field(default_factory=dict)
+    _windows: dict[tuple[str, str, int], Window] = field(default_factory=dict)
     _changed: set[tuple[str, str, int]] = field(default_factory=set)
     _seen: dict[tuple[str, str, int], int] = field(default_factory=dict)  # trade key -> its event time
     _expiry: list[tuple[int, tuple[str, str, int]]] = field(default_factory=list)
@@ -142,7 +142,7 @@ class FormingBars:
         window = self._windows.get(key)
         if window is None:
             price = record.price
-            window = _Window(exchange, symbol, start, (ts, trade_id), (ts, trade_id), price, price, price, price)
+            window = Window(exchange, symbol, start, (ts, trade_id), (ts, trade_id), price, price, price, price)
             self._windows[key] = window
         window.add(ts, trade_id, record.price, record.quantity, record.is_buyer_maker)
         self._changed.add(key)

@@ -35,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import partial, reduce
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.ipc as ipc
@@ -46,8 +47,18 @@ from pyspark.sql import types as T
 
 from core.schema import Column
 from core.tables import JOB_TABLES, TABLES, record_windows
-from jobs.bar_closer import BarCloser
-from jobs.tick_writer import TRADE_FILE, TRADE_FILES, TRADES_TABLE, TickPlan, stored_files, write_ticks
+from jobs.bar_closer import BarCloser, Key
+from jobs.revisions import Revisions, decode_keys, encode_keys, late_keys, revise, split_due
+from jobs.tick_writer import (
+    TRADE_FILE,
+    TRADE_FILES,
+    TRADES_TABLE,
+    TickPlan,
+    spark_watermark_ms,
+    stored_files,
+    trade_files,
+    write_ticks,
+)
 from jobs.volatility import VolatilityState
 from lake import delta
 
@@ -78,6 +89,11 @@ STATES_KEPT = 3
 # the driver hands them the files of the days from the one before the watermark's on.
 RECENT_DAYS = 1
 State = tuple[BarCloser, VolatilityState | None]
+# Revisions (`jobs.revisions`): rows are merged by this key; a lake/trades commit with late trades
+# records their windows in its metadata under these names.
+REVISION_KEY = ("exchange", "symbol", "window_start")
+LATE_WINDOWS, LATE_BATCH = "stream_ohlc.late_windows", "stream_ohlc.batch"
+HISTORY_SCANNED = 200
 
 
 def tables_frame(frames: dict[str, DataFrame]) -> DataFrame:
@@ -236,40 +252,91 @@ class LakeSink:
             tables["ohlc"], late = released.final, released.late_trades
             if late:
                 log.warning("batch %d: %d trades came after their window was written: counted as late", batch_id, late)
+        files = trade_files(batch) if TRADES_TABLE in self.tables else None
+        due: set[Key] = set()
+        if bars and files is not None:
+            keys = late_keys(files) if files.num_rows else self._committed_late_keys(batch_id)
+            due, closer.pending = split_due(keys | closer.pending, closer.floor_us)
         commits = {name: (tables[name], columns) for name, columns in self.tables.items() if name != TRADES_TABLE}
-        if volatility_state is not None:
+        if volatility_state is not None and not due:  # side by side with the other tables
             assert self.volatility is not None
-            volatility = pa.Table.from_pandas(volatility_state.apply(tables["ohlc"].to_pandas()), preserve_index=False)
-            commits[VOLATILITY_TABLE] = (volatility, self.volatility)
-        # The other tables side by side, then ohlc: a batch's ohlc version is committed after all
-        # its other commits, so the lake as of an ohlc version's time holds every table's part
-        # of that batch and none of the next (`lake.connect(as_of=...)`).
+            commits[VOLATILITY_TABLE] = (self._volatility(volatility_state, tables["ohlc"]), self.volatility)
         pending = {
             name: self._pool.submit(self._commit, name, rows, columns, batch_id)
             for name, (rows, columns) in commits.items()
             if rows.num_rows and name != "ohlc"
         }
-        if TRADES_TABLE in self.tables:
-            files = trade_files(batch)
-            if files.num_rows:
-                pending[TRADES_TABLE] = self._pool.submit(self._commit_files, files, batch_id)
+        if files is not None and files.num_rows:
+            pending[TRADES_TABLE] = self._pool.submit(self._commit_files, files, batch_id, late_keys(files))
         written = {
-            name: (commits[name][0] if name in commits else files).num_rows
-            for name, done in pending.items()
-            if done.result()
+            name: commits[name][0].num_rows if name in commits else 0 for name, done in pending.items() if done.result()
         }
         if TRADES_TABLE in written:
+            assert files is not None
             written[TRADES_TABLE] = sum(files.column("rows").to_pylist())
-        if "ohlc" in commits and commits["ohlc"][0].num_rows and self._commit("ohlc", *commits["ohlc"], batch_id):
-            written["ohlc"] = commits["ohlc"][0].num_rows
+        revised = None
+        if due:  # lake/trades now holds the late trades: their windows from it, then volatility
+            revised = self._revise(due, tables["ohlc"], volatility_state)
+            tables["ohlc"] = revised.final
+            if volatility_state is not None:
+                assert self.volatility is not None
+                parts = [self._volatility(volatility_state, revised.final), _frame(revised.volatility)]
+                if self._merge(VOLATILITY_TABLE, parts, self.volatility, batch_id):
+                    written[VOLATILITY_TABLE] = sum(t.num_rows for t in parts)
+        # ohlc last: a batch's ohlc version is committed after all its other commits, so the lake
+        # as of an ohlc version's time holds every table's part of that batch and none of the
+        # next (`lake.connect(as_of=...)`).
+        final = tables["ohlc"] if bars else None
+        if final is not None and revised is not None and revised.ohlc.num_rows:
+            if self._merge("ohlc", [final, revised.ohlc], self.tables["ohlc"], batch_id):
+                written["ohlc"] = final.num_rows + revised.ohlc.num_rows
+                log.info("batch %d: %d bars revised from lake/trades", batch_id, revised.ohlc.num_rows)
+        elif final is not None and final.num_rows and self._commit("ohlc", final, self.tables["ohlc"], batch_id):
+            written["ohlc"] = final.num_rows
         self._save_state(batch_id, closer, volatility_state, late)
         self.late[batch_id] = late
         self._carried = (batch_id, closer, volatility_state)
         return written
 
-    def _commit_files(self, files: pa.Table, batch_id: int) -> bool:
+    def _commit_files(self, files: pa.Table, batch_id: int, late: set[Key]) -> bool:
+        """lake/trades' files of the batch; the windows of its late trades go in the commit's
+        metadata, for a re-run of the batch that finds the trades committed (`_committed_late_keys`)."""
         table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
-        return delta.commit_files(table, files.to_pylist(), txn=(self.app_id, batch_id))
+        metadata = {LATE_WINDOWS: encode_keys(late), LATE_BATCH: f"{self.app_id}/{batch_id}"} if late else None
+        return delta.commit_files(table, files.to_pylist(), txn=(self.app_id, batch_id), metadata=metadata)
+
+    def _committed_late_keys(self, batch_id: int) -> set[Key]:
+        """The late windows of batch `batch_id` as its committed lake/trades commit recorded them."""
+        table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
+        held = table.transaction_version(self.app_id)
+        if held is None or held < batch_id:
+            return set()
+        mark = f"{self.app_id}/{batch_id}"
+        for info in table.history(limit=HISTORY_SCANNED):
+            if info.get(LATE_BATCH) == mark:
+                return decode_keys(info.get(LATE_WINDOWS))
+        return set()
+
+    def _revise(self, due: set[Key], final: pa.Table, state: VolatilityState | None) -> Revisions:
+        trades = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
+        trades.update_incremental()
+        ohlc = self.table("ohlc", self.tables["ohlc"])
+        ohlc.update_incremental()
+        volatility = None
+        if state is not None:
+            assert self.volatility is not None
+            volatility = self.table(VOLATILITY_TABLE, self.volatility)
+            volatility.update_incremental()
+        return revise(due, final, trades, ohlc, volatility, state, dt.datetime.now(dt.UTC))
+
+    @staticmethod
+    def _volatility(state: VolatilityState, bars: pa.Table) -> pa.Table:
+        return pa.Table.from_pandas(state.apply(bars.to_pandas()), preserve_index=False)
+
+    def _merge(self, name: str, parts: list[pa.Table], columns: tuple[Column, ...], batch_id: int) -> bool:
+        table = self.table(name, columns)
+        rows = pa.concat_tables([delta.conform(p, table) for p in parts if p.num_rows])
+        return delta.merge_revised(table, rows, REVISION_KEY, txn=(self.app_id, batch_id))
 
     def _state_before(self, batch_id: int) -> tuple[BarCloser, VolatilityState | None]:
         saved = sorted(
@@ -310,30 +377,16 @@ class LakeSink:
                 path.unlink(missing_ok=True)
 
 
+def _frame(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pandas(pd.DataFrame(rows), preserve_index=False) if rows else pa.table({})
+
+
 def mapped_schema(schema: T.StructType) -> T.StructType:
     """The batch's schema after `write_ticks`: the trades' column replaced by the files written."""
     from pyspark.sql.pandas.types import from_arrow_type
 
     kept = [f for f in schema.fields if f.name != TRADES_TABLE]
     return T.StructType([*kept, T.StructField(TRADE_FILES, from_arrow_type(TRADE_FILE), True)])
-
-
-def trade_files(batch: pa.Table) -> pa.Table:
-    """The TRADE_FILE rows the batch's tasks returned."""
-    if TRADE_FILES not in batch.column_names:
-        return pa.Table.from_struct_array(pa.array([], TRADE_FILE))
-    column = batch.column(TRADE_FILES)
-    return pa.Table.from_struct_array(column.filter(pc.is_valid(column)))
-
-
-def spark_watermark_ms(checkpoint: Path, batch_id: int) -> int:
-    """The event-time watermark Spark runs batch `batch_id` with (its offset log entry): its
-    stateful operators drop rows at or before it. 0 where the log has none (no Spark)."""
-    path = checkpoint / "offsets" / str(batch_id)
-    try:
-        return int(json.loads(path.read_text().splitlines()[1]).get("batchWatermarkMs", 0))
-    except (OSError, IndexError, ValueError, TypeError, AttributeError):
-        return 0
 
 
 def _write_atomically(path: Path, text: str) -> None:

@@ -60,6 +60,7 @@ TRADE_FILE = pa.struct(
         pa.field("stats", pa.string()),  # Delta's statistics JSON
         pa.field("rows", pa.int64()),
         pa.field("late", pa.int64()),
+        pa.field("late_windows", pa.string()),  # JSON [[exchange, window_start µs], ...] of its late trades
     ]
 )
 STORED = pa.schema(
@@ -190,7 +191,17 @@ def write_file(plan: TickPlan, symbol: str, date: str, part: pa.Table) -> dict[s
         "stats": stats_json(body),
         "rows": body.num_rows,
         "late": pc.sum(body.column("late").cast(pa.int64())).as_py() or 0,
+        "late_windows": json.dumps(late_windows(part)),
     }
+
+
+def late_windows(part: pa.Table) -> list[list[Any]]:
+    """The (exchange, window_start µs) of the 1-second windows of `part`'s late trades, sorted."""
+    late = part.filter(part.column("late"))
+    micros = pc.cast(pc.cast(late.column("event_time"), pa.timestamp("us", "UTC")), pa.int64()).to_pylist()
+    bar_us = BAR_MS * 1000
+    starts = {(e, t - t % bar_us) for e, t in zip(late.column("exchange").to_pylist(), micros, strict=True)}
+    return [list(w) for w in sorted(starts)]
 
 
 # -- Delta statistics -----------------------------------------------------------------------
@@ -336,3 +347,24 @@ def unseen(trades: pa.Table, stored: pa.Table) -> pa.Table:
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+# -- on the driver --------------------------------------------------------------------------
+
+
+def trade_files(batch: pa.Table) -> pa.Table:
+    """The TRADE_FILE rows the batch's tasks returned."""
+    if TRADE_FILES not in batch.column_names:
+        return pa.Table.from_struct_array(pa.array([], TRADE_FILE))
+    column = batch.column(TRADE_FILES)
+    return pa.Table.from_struct_array(column.filter(pc.is_valid(column)))
+
+
+def spark_watermark_ms(checkpoint: Path, batch_id: int) -> int:
+    """The event-time watermark Spark runs batch `batch_id` with (its offset log entry): its
+    stateful operators drop rows at or before it. 0 where the log has none (no Spark)."""
+    path = checkpoint / "offsets" / str(batch_id)
+    try:
+        return int(json.loads(path.read_text().splitlines()[1]).get("batchWatermarkMs", 0))
+    except (OSError, IndexError, ValueError, TypeError, AttributeError):
+        return 0

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from core.schema import column_names, volatility_columns
+from core.schema import column_names, volatility_values
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class VolatilityState:
 
     def __init__(self, windows_s: tuple[int, ...], keys: dict[Key, tuple[Any, ...]] | None = None) -> None:
         self.windows_s = windows_s
-        self.names = column_names(volatility_columns(windows_s))
+        self.names = column_names(volatility_values(windows_s))
         self.keys: dict[Key, tuple[Any, ...]] = dict(keys or {})
 
     def apply(self, bars: pd.DataFrame) -> pd.DataFrame:

@@ -147,6 +147,7 @@ def add_missing_columns(table: DeltaTable, columns: tuple[Column, ...]) -> None:
 
     have = set(table_columns(table))
     missing = [c for c in columns if c.name not in have]
+    refuse_without_defaults(table, missing)
     if missing:
         # Added columns are nullable: files written before them hold none (they read as NULL).
         fields = [Field.from_arrow(pa.field(c.name, to_arrow((c,)).field(0).type, True)) for c in missing]
@@ -154,17 +155,38 @@ def add_missing_columns(table: DeltaTable, columns: tuple[Column, ...]) -> None:
         log.info("table %s: added columns %s", table.metadata().name, ", ".join(c.name for c in missing))
 
 
+def refuse_without_defaults(table: DeltaTable, missing: list[Column]) -> None:
+    """Raise OldLakeFormat if the table lacks a column every row must hold (`Column.default`:
+    `revision`): its files hold none, and a column added now would read as NULL for them."""
+    lacking = [c.name for c in missing if c.default is not None]
+    if lacking:
+        name = table.metadata().name
+        raise OldLakeFormat(
+            f"lake/{name} has no {', '.join(lacking)} column: it was written by a version before late trades "
+            "revised the bars. Rebuild the lake: point LAKE_PATH and CHECKPOINT_PATH at new folders and run the job "
+            "again from Kafka (--starting-offsets earliest, within the topic's retention) or replay the tapes you "
+            "recorded (python -m ingest replay), then delete the old folder."
+        )
+
+
 def table_columns(table: DeltaTable) -> list[str]:
     return [f.name for f in table.schema().fields]
 
 
+# Columns with a value for rows written without them (`core.schema.Column.default`: revision 0).
+DEFAULTS = {c.name: c.default for spec in TABLES.values() for c in spec.columns if c.default is not None}
+
+
 def conform(rows: pa.Table, table: DeltaTable) -> pa.Table:
-    """`rows` in the table's column order and types; its columns that `rows` lacks as nulls."""
+    """`rows` in the table's column order and types; its columns that `rows` lacks as their
+    default (DEFAULTS), or nulls."""
     schema = pa.schema(table.schema().to_arrow())  # type: ignore[arg-type]
     arrays = []
     for field in schema:
         if field.name in rows.column_names:
             arrays.append(rows.column(field.name).cast(field.type))
+        elif field.name in DEFAULTS:
+            arrays.append(pa.array([DEFAULTS[field.name]] * rows.num_rows, field.type))
         else:
             arrays.append(pa.nulls(rows.num_rows, field.type))
     return pa.Table.from_arrays(arrays, schema=schema)
@@ -205,7 +227,9 @@ def append(
     return False
 
 
-def commit_files(table: DeltaTable, files: list[dict[str, Any]], *, txn: tuple[str, int]) -> bool:
+def commit_files(
+    table: DeltaTable, files: list[dict[str, Any]], *, txn: tuple[str, int], metadata: dict[str, str] | None = None
+) -> bool:
     """Commit Parquet files already written into the table's folder (`jobs.tick_writer`: Spark's
     tasks wrote them) as one append, exactly once: False if the table holds `txn` already.
 
@@ -222,7 +246,9 @@ def commit_files(table: DeltaTable, files: list[dict[str, Any]], *, txn: tuple[s
         done = table.transaction_version(txn[0])
         if done is not None and done >= txn[1]:
             return False
-        props = CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])])
+        props = CommitProperties(
+            app_transactions=[Transaction(app_id=txn[0], version=txn[1])], custom_metadata=metadata
+        )
         try:
             table.create_write_transaction(
                 actions, mode="append", schema=table.schema(), partition_by=partition_by, commit_properties=props
@@ -234,6 +260,43 @@ def commit_files(table: DeltaTable, files: list[dict[str, Any]], *, txn: tuple[s
             log.warning("table %s: commit lost a race (%s); attempt %d", table.metadata().name, exc, attempt + 1)
             time.sleep(0.05 * attempt)
     return False
+
+
+def merge_revised(table: DeltaTable, rows: pa.Table, key: tuple[str, ...], *, txn: tuple[str, int]) -> bool:
+    """Upsert `rows` by `key` as one commit, exactly once (False if the table holds `txn`): a row
+    whose key the table holds replaces it, its `revision` the stored one + 1; the others are
+    inserted as they are (their own `revision`). delta-rs rewrites only the files it matched."""
+    partition_by = table.metadata().partition_columns
+    data = conform(rows, table)
+    names = table_columns(table)
+    on = [f't."{k}" = s."{k}"' for k in (*key, *(c for c in partition_by if c not in key))]
+    for column in partition_by:  # literals, so that delta-rs prunes the target's partitions
+        values = sorted({str(v) for v in data.column(column).to_pylist()})
+        on.append(f't."{column}" IN ({", ".join(_sql_string(v) for v in values)})')
+    updates = {c: f's."{c}"' for c in names if c not in key and c not in partition_by}
+    updates["revision"] = 'coalesce(t."revision", 0) + 1'
+    for attempt in range(1, COMMIT_ATTEMPTS + 1):
+        table.update_incremental()
+        done = table.transaction_version(txn[0])
+        if done is not None and done >= txn[1]:
+            return False
+        props = CommitProperties(app_transactions=[Transaction(app_id=txn[0], version=txn[1])])
+        try:
+            table.merge(
+                data, " AND ".join(on), source_alias="s", target_alias="t", writer_properties=WRITER_PROPERTIES,
+                streamed_exec=False, commit_properties=props,
+            ).when_matched_update(updates).when_not_matched_insert_all().execute()  # fmt: skip
+            return True
+        except CommitFailedError as exc:
+            if attempt == COMMIT_ATTEMPTS:
+                raise
+            log.warning("table %s: merge lost a race (%s); attempt %d", table.metadata().name, exc, attempt + 1)
+            time.sleep(0.05 * attempt)
+    return False
+
+
+def _sql_string(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
 
 
 def append_rows(lake: str | Path, name: str, rows: pa.Table, columns: tuple[Column, ...]) -> int:

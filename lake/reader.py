@@ -248,6 +248,8 @@ def snapshot_table(lake: Path, name: str, as_of: AsOf = None, *, ohlc_version: i
     columns = spec.columns
     if spec.varying_columns:
         columns = spec.columns_for(windows_of(delta.table_columns(table)))
+    have = set(delta.table_columns(table))
+    delta.refuse_without_defaults(table, [c for c in columns if c.name not in have])
     actions = delta.add_actions(table)
     return TableSnapshot(name, table.version(), columns, actions.column("path").to_pylist(), actions)
 

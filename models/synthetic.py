@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
-from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, VOLATILITY, Column, to_arrow
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC_TABLE, VOLATILITY, Column, to_arrow
 from core.tables import record_windows
 from lake import delta
 
@@ -72,6 +72,8 @@ def write_table(lake: Path, table: str, frame: pd.DataFrame, columns: tuple[Colu
     """Append `frame` as one Delta commit (`lake.delta`), typed by `columns`; returns rows written."""
     arrays = {}
     for c in columns:
+        if c.name not in frame.columns and (c.default is not None or c.nullable):
+            continue  # `revision` and `revised_at`: as the job's first write has them (`lake.delta.conform`)
         values = frame[c.name]
         if c.type.startswith("decimal"):
             scale = int(c.type.split(",")[1].rstrip(")"))
@@ -88,7 +90,7 @@ def write_lake(lake: Path, symbol: str, kind: str, hours: float, seed: int = 7) 
     returns = garch_returns(n, rng) if kind == "garch" else random_walk_returns(n, rng)
     start = dt.datetime(2026, 1, 5, tzinfo=dt.UTC)
     b = bars(symbol, start, returns, rng)
-    write_table(lake, "ohlc", b, OHLC)
+    write_table(lake, "ohlc", b, OHLC_TABLE)
     write_table(lake, "volatility", volatility(b), VOLATILITY)
     record_windows(lake, DEFAULT_VOLATILITY_WINDOWS_S)
     return b

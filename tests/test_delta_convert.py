@@ -24,6 +24,7 @@ def test_a_partitioned_parquet_folder_becomes_the_ohlc_table_read_the_same(tmp_p
                (125.625 + i)::DECIMAL(38,16) AS quote_volume, (100.5 + i)::DOUBLE AS vwap, 2::BIGINT AS trade_count,
                1::DECIMAL(28,8) AS buy_volume, 0.25::DECIMAL(28,8) AS sell_volume,
                (10 * i)::BIGINT AS first_trade_id, (10 * i + 1)::BIGINT AS last_trade_id,
+               0::BIGINT AS revision, NULL::TIMESTAMPTZ AS revised_at,
                CAST(TIMESTAMPTZ '2026-12-01 23:59:58' + to_seconds(i) AS DATE) AS date
         FROM range(4) r(i), (VALUES ('BTCUSDT'), ('ETHUSDT')) v(s)"""
     con.execute(f"COPY ({rows}) TO '{folder}' (FORMAT parquet, PARTITION_BY (symbol, date))")

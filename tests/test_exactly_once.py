@@ -28,6 +28,7 @@ from tests.support.job import (
     start_job,
 )
 from tests.support.kafka_helpers import fresh_topics
+from tests.support.lake_checks import assert_bars_and_volatility
 from tests.support.messy_tape import messy_tape
 from tests.support.reference import reference_bars, valid_trades
 
@@ -78,7 +79,18 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     # The first replay's closing heartbeat moved the watermark to end + 1 s, so the second
     # part starts after that; in it, 20 trades stamped a minute before `end` are late.
     second = [r for r in records[3000:] if r["timestamp"] > end + 6000][:1000]
-    late = [{**r, "trade_id": 10**12 + i, "timestamp": end - 60_000 + i} for i, r in enumerate(second[:20])]
+    late = [{**r, "trade_id": 10**12 + i, "timestamp": end - 60_000 + i} for i, r in enumerate(second[:19])]
+    # and one that is the last trade of its second, at a new price: it changes that bar's close,
+    # so the volatility rows after it change too
+    closing = end - 30_000 - (end - 30_000) % 1000 + 999
+    late.append(
+        {
+            **second[19],
+            "trade_id": 10**12 + 19,
+            "timestamp": closing,
+            "price": f"{float(second[19]['price']) + 7.13:.2f}",
+        }
+    )
     duplicates = [dict(r) for r in second[100:130]]
     invalid = [{**second[0], "trade_id": 10**12 + 99, "price": "-1"}]
     batches = [first, late + second + duplicates + invalid]
@@ -101,15 +113,23 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     rejects = con.sql("SELECT count(*) FROM rejects").fetchall()[0][0]
     sent = sum(len(b) for b in batches) + heartbeats
     assert (input_rows, dropped_late, dropped_dups, rejects) == (sent, len(late), len(duplicates), len(invalid))
-    assert input_rows == in_bars + rejects + dropped_late + dropped_dups + heartbeats
-    # The bars are the reference over the tape without the late rows.
-    on_time = [r for b in batches for r in b if r not in late]
-    assert in_bars == len(valid_trades(on_time)) and len(con.sql("SELECT * FROM ohlc").fetchall()) == len(
-        reference_bars(on_time)
-    )
+    # every input row is in exactly one of: the on-time bars, rejects, late, duplicates, heartbeats
+    assert input_rows == in_bars - len(late) + rejects + dropped_late + dropped_dups + heartbeats
     # lake/trades holds every accepted trade once, the late ones too, and marks those late.
     stored = con.sql("SELECT trade_id, late FROM trades").fetchall()
-    assert len(stored) == len(valid_trades([r for b in batches for r in b]))
+    everything = [r for b in batches for r in b]
+    assert len(stored) == len(valid_trades(everything))
     assert sorted(i for i, is_late in stored if is_late) == sorted(r["trade_id"] for r in late)
+    # The late trades then revised their bars from lake/trades: the bars and volatility are the
+    # reference over every trade, the late ones included, and the revised bars say so.
+    assert in_bars == len(valid_trades(everything))
+    assert_bars_and_volatility(con, reference_bars(everything))
+    late_windows = {r["timestamp"] // 1000 * 1000 for r in late}
+    revised = con.sql("SELECT epoch_ms(window_start), revision, revised_at IS NOT NULL FROM ohlc WHERE revision > 0")
+    assert {(t, True) for t in late_windows} == {(t, has_time) for t, _, has_time in revised.fetchall()}
+    # volatility rows are revised where a close changed (the second late window's and those after
+    # it, within the longest window); the first late window's close did not change
+    revised_vol = con.sql("SELECT min(epoch_ms(window_start)) FROM volatility WHERE revision > 0").fetchall()[0][0]
+    assert revised_vol == closing - 999
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
     assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table

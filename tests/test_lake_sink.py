@@ -12,12 +12,13 @@ import pytest
 
 import jobs.lake_sink as lake_sink
 import lake
-from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, REJECTS, to_arrow
+from core.schema import DEFAULT_VOLATILITY_WINDOWS_S, OHLC, OHLC_TABLE, REJECTS, to_arrow
+from core.tables import TABLES
 from jobs.bar_closer import LAST_EVENT_TIME, LAST_PARTITION
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink
 from lake import delta
 
-BARS_TABLES = {"ohlc": OHLC}  # a sink of the bars alone, with volatility
+BARS_TABLES = {"ohlc": TABLES["ohlc"].columns}  # a sink of the bars alone, with volatility
 SIDE_TABLES = {name: STREAM_TABLES[name] for name in ("rejects", "feed_events")}
 
 WINDOWS = DEFAULT_VOLATILITY_WINDOWS_S
@@ -153,7 +154,9 @@ def test_time_travel_the_version_before_a_batch_equals_the_lake_before_it(tmp_pa
 
 def test_a_new_checkpoint_on_a_lake_with_batches_is_a_new_app_and_appends_after_them(tmp_path: Path) -> None:
     lake_dir = tmp_path / "lake"
-    delta.append_rows(lake_dir, "ohlc", pa.Table.from_pylist([_bar("BTCUSDT", 100, "1")], schema=to_arrow(OHLC)), OHLC)
+    delta.append_rows(
+        lake_dir, "ohlc", pa.Table.from_pylist([_bar("BTCUSDT", 100, "1")], schema=to_arrow(OHLC)), OHLC_TABLE
+    )
     sink = _sink(tmp_path)
     sink.write(_batches(1)[0], 0)
     other = LakeSink(lake_dir, tmp_path / "checkpoint-2", BARS_TABLES, WINDOWS, DELAY_MS)

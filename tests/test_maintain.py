@@ -19,7 +19,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import lake
-from core.schema import OHLC, to_arrow
+from core.schema import OHLC, OHLC_TABLE, to_arrow
 from core.settings import REPO_ROOT
 from ingest.producer import Publisher
 from ingest.replay import replay
@@ -39,7 +39,7 @@ class JobWriter:
     """Batches as the stream job's sink commits them: one commit per batch, a file per symbol."""
 
     def __init__(self, lake_dir: Path) -> None:
-        self.table = delta.ensure_table(lake_dir, "ohlc", OHLC)
+        self.table = delta.ensure_table(lake_dir, "ohlc", OHLC_TABLE)
         self.batch = 0
 
     def minutes(self, start: dt.datetime, minutes: int) -> None:

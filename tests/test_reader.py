@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Any
 
 import lake
-from core.schema import OHLC, REJECTS, duckdb_type
+from core.schema import OHLC_TABLE, REJECTS, duckdb_type
 
 
 def test_empty_lake_has_typed_empty_views(tmp_path: Path) -> None:
     con = lake.connect(tmp_path / "no-lake-here")
-    for table, columns in (("ohlc", OHLC), ("rejects", REJECTS)):
+    for table, columns in (("ohlc", OHLC_TABLE), ("rejects", REJECTS)):
         result = con.sql(f"SELECT * FROM {table}")
         assert result.fetchall() == []
         assert [(d[0], str(t)) for d, t in zip(result.description, result.types, strict=True)] == [

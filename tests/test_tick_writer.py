@@ -105,6 +105,9 @@ def test_repeats_are_stored_once_across_batches_and_late_ones_are_marked(tmp_pat
     watermark_ms = int(T0.timestamp() * 1000) + 600
     files = write_files(_plan(table, 1, watermark_ms=watermark_ms, released_us=floor_us), _incoming(second))
     assert sum(f["late"] for f in files) == 2
+    # both late trades fall in the second [T0, T0 + 1 s): the one window they revise
+    t0_us = int(T0.timestamp() * 1_000_000)
+    assert [w for f in files for w in json.loads(f["late_windows"])] == [["binance", t0_us]]
     assert _commit(table, files, 1)
     assert _stored(table)[3:] == [
         ("binance", "BTCUSDT", 4, 5, False), ("binance", "BTCUSDT", 5, 6, True), ("binance", "BTCUSDT", 6, 7, True),

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from core.schema import OHLC, Column, to_arrow
+from core.schema import OHLC_TABLE, Column, to_arrow
 from core.tables import TABLES
 from lake import delta
 
@@ -35,7 +35,7 @@ class SinkLake:
 
     APP = "tests-sink"
 
-    def __init__(self, lake: Path, table: str = "ohlc", columns: tuple[Column, ...] = OHLC) -> None:
+    def __init__(self, lake: Path, table: str = "ohlc", columns: tuple[Column, ...] = OHLC_TABLE) -> None:
         self.lake = lake
         self.table = table
         self.table_dir = lake / table
@@ -50,12 +50,17 @@ class SinkLake:
             return self._orphans(rows)
         table = delta.ensure_table(self.lake, self.table, self.columns)
         before = set(table.file_uris())
-        delta.append(table, pa.Table.from_pylist(rows, schema=to_arrow(self.columns)), txn=(self.APP, self.batch))
+        delta.append(table, pa.Table.from_pylist(rows, schema=self._schema(rows)), txn=(self.APP, self.batch))
         self.batch += 1
         return [Path(f) for f in table.file_uris() if f not in before]
 
+    def _schema(self, rows: list[dict[str, object]], columns: tuple[Column, ...] | None = None) -> pa.Schema:
+        """The rows' schema: columns with a default (`revision`) only where the rows give them."""
+        given = set(rows[0]) if rows else set()
+        return to_arrow(tuple(c for c in columns or self.columns if c.default is None or c.name in given))
+
     def _orphans(self, rows: list[dict[str, object]]) -> list[Path]:
-        schema = to_arrow(tuple(c for c in self.columns if c.name not in self.partitions))
+        schema = self._schema(rows, tuple(c for c in self.columns if c.name not in self.partitions))
         by_partition: dict[tuple[object, ...], list[dict[str, object]]] = {}
         for row in rows:
             by_partition.setdefault(tuple(row[p] for p in self.partitions), []).append(row)
