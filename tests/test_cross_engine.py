@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+import pandas as pd
 import polars as pl
 import pyarrow as pa
 import pytest
@@ -41,7 +42,9 @@ BATCH = 4000  # offsets per micro-batch: the tape takes four batches, the kill c
 
 
 def _value(v: Any) -> Any:
-    """One cell in a form every engine's value compares equal in (time zones, NaN, pandas' types)."""
+    """One cell in a form every engine's value compares equal in (time zones, NaN, NaT, pandas' types)."""
+    if v is pd.NaT:  # pandas' null timestamp (`revised_at` of a bar never revised)
+        return None
     if hasattr(v, "to_pydatetime"):
         v = v.to_pydatetime()
     elif hasattr(v, "item") and not isinstance(v, decimal.Decimal):
