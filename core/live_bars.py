@@ -18,13 +18,15 @@ from core.schema import LIVE_BAR, SCHEMA_VERSION, decimal_parts
 _DECIMAL_SCALE = {c.name: dec[1] for c in LIVE_BAR if (dec := decimal_parts(c.type))}
 _TIMESTAMPS = tuple(c.name for c in LIVE_BAR if c.type == "timestamp")  # epoch ms on the wire
 FIELDS = tuple(c.name for c in LIVE_BAR)
+_DEFAULTS = {c.name: c.default for c in LIVE_BAR if c.default is not None}  # `revision`: 0 if not given
 
 
 def encode(bar: dict[str, Any]) -> bytes:
-    """A bar (Decimal values, epoch-ms times) -> the JSON message. Every LIVE_BAR field is required."""
+    """A bar (Decimal values, epoch-ms times) -> the JSON message. Every LIVE_BAR field is required
+    but those with a default (`revision`)."""
     out: dict[str, Any] = {"v": SCHEMA_VERSION}
     for name in FIELDS[1:]:
-        value = bar[name]
+        value = bar[name] if name not in _DEFAULTS else bar.get(name, _DEFAULTS[name])
         if name in _DECIMAL_SCALE:
             value = format(value.quantize(Decimal(1).scaleb(-_DECIMAL_SCALE[name])), "f")
         out[name] = value
@@ -36,6 +38,8 @@ def decode(value: bytes) -> dict[str, Any]:
     record = orjson.loads(value)
     if not isinstance(record, dict) or record.get("v") != SCHEMA_VERSION:
         raise ValueError(f"not a version-{SCHEMA_VERSION} live bar: {value[:200]!r}")
+    for name, default in _DEFAULTS.items():
+        record.setdefault(name, default)
     missing = [name for name in FIELDS if name not in record]
     if missing:
         raise ValueError(f"live bar lacks {', '.join(missing)}: {value[:200]!r}")

@@ -42,9 +42,12 @@ Key = tuple[str, str]  # (exchange, symbol)
 def newer(old: Mapping[str, Any], new: Mapping[str, Any]) -> bool:
     """Whether `new` supersedes `old` (same window). A final update beats a provisional one whatever
     their order: a provisional update after the final can only be a re-read of an earlier state.
+    A final bar with a higher `revision` (late trades, `jobs.revision_feed`) beats a lower one.
     Otherwise the later emission wins."""
     if old["final"] != new["final"]:
         return bool(new["final"])
+    if old.get("revision", 0) != new.get("revision", 0):  # the job's revision of a final bar
+        return bool(new.get("revision", 0) > old.get("revision", 0))
     return bool(new["emitted_at"] >= old["emitted_at"])
 
 

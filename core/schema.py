@@ -134,6 +134,7 @@ LIVE_BAR: tuple[Column, ...] = (
     Column("final", "bool", False, "false while the window can still change"),
     Column("emitted_at", "int64", False, "when this update was published, epoch ms"),
     Column("last_trade_ts", "int64", False, "event time of the newest trade included, epoch ms"),
+    Column("revision", "int64", False, "0 from the forming bars; n >= 1: the job's n-th revision of a final bar", 0),
 )
 
 # lake/rejects: every record the job could not accept, with the reason.
@@ -209,13 +210,9 @@ PROGRESS_FIELDS = tuple(c.name for c in PROGRESS)
 # The `late` view: rows the watermark dropped, counted per batch. Spark's stateful
 # operators drop them without handing them out, so the lake records the counts
 # (from the progress records), never the rows themselves.
-LATE: tuple[Column, ...] = (
-    Column("query", "string", False),
-    Column("batch_id", "int64", False),
-    Column("timestamp", "timestamp", False, "when the batch started, UTC"),
-    Column("watermark", "timestamp", True),
-    Column("late_rows", "int64", False, "input rows later than the watermark, dropped"),
-)
+# The `late` view (lake.reader): the trades that came after their bar was written, each of them
+# revised into its bar from lake/trades (`jobs.revisions`): lake/trades' rows with late = true.
+LATE: tuple[Column, ...] = tuple(c for c in TRADES if c.name != "late")
 
 
 def volatility_columns(windows_s: tuple[int, ...]) -> tuple[Column, ...]:

@@ -115,7 +115,13 @@ def rejects_sample(lake_path: str, reason: str, limit: int = 20) -> pd.DataFrame
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)
 def late_rows(lake_path: str) -> pd.DataFrame:
-    return frame(lake_path, "SELECT query, sum(late_rows) AS late_rows FROM late GROUP BY query ORDER BY query")
+    """Trades each query found late (after their bar was written): stored in lake/trades and
+    revised into their bars (`late` lists them one by one)."""
+    return frame(
+        lake_path,
+        "SELECT query, sum(rows_dropped_by_watermark) AS late_rows FROM progress "
+        "WHERE rows_dropped_by_watermark > 0 GROUP BY query ORDER BY query",
+    )
 
 
 @st.cache_data(ttl=TTL_S, show_spinner=False)

@@ -83,6 +83,7 @@ class Window:
             "last_trade_id": self.close_key[1],
             "final": final,
             "last_trade_ts": self.last_trade_ts,
+            "revision": 0,
         }
 
 

@@ -48,7 +48,8 @@ from pyspark.sql import types as T
 from core.schema import Column
 from core.tables import JOB_TABLES, TABLES, record_windows
 from jobs.bar_closer import BarCloser, Key
-from jobs.revisions import Revisions, decode_keys, encode_keys, late_keys, revise, split_due
+from jobs.revision_feed import RevisionFeed
+from jobs.revisions import Revisions, commit_metadata, committed_late_keys, late_keys, live_bars, revise, split_due
 from jobs.tick_writer import (
     TRADE_FILE,
     TRADE_FILES,
@@ -89,11 +90,7 @@ STATES_KEPT = 3
 # the driver hands them the files of the days from the one before the watermark's on.
 RECENT_DAYS = 1
 State = tuple[BarCloser, VolatilityState | None]
-# Revisions (`jobs.revisions`): rows are merged by this key; a lake/trades commit with late trades
-# records their windows in its metadata under these names.
-REVISION_KEY = ("exchange", "symbol", "window_start")
-LATE_WINDOWS, LATE_BATCH = "stream_ohlc.late_windows", "stream_ohlc.batch"
-HISTORY_SCANNED = 200
+REVISION_KEY = ("exchange", "symbol", "window_start")  # revisions (`jobs.revisions`) are merged by it
 
 
 def tables_frame(frames: dict[str, DataFrame]) -> DataFrame:
@@ -132,6 +129,7 @@ class LakeSink:
         tables: dict[str, tuple[Column, ...]],
         volatility_windows_s: tuple[int, ...] | None = None,
         watermark_delay_ms: int | None = None,
+        feed: RevisionFeed | None = None,
     ) -> None:
         """With "ohlc" among `tables`, each batch carries BAR_UPDATES and HEARTBEATS instead, and
         `watermark_delay_ms` is the query's; `volatility_windows_s`: compute lake/volatility from
@@ -146,6 +144,7 @@ class LakeSink:
         if self.windows_s:  # readers take the windows from the lake, not from their own settings
             record_windows(lake, self.windows_s, VOLATILITY_TABLE)
             self.volatility = TABLES[VOLATILITY_TABLE].columns_in(lake)  # every window the table holds
+        self.feed = feed  # where revised bars are published, after their commit
         self.home = checkpoint / "lake_sink"
         self.state_dir = self.home / "state"
         self.app_id = self._app_id()
@@ -255,7 +254,8 @@ class LakeSink:
         files = trade_files(batch) if TRADES_TABLE in self.tables else None
         due: set[Key] = set()
         if bars and files is not None:
-            keys = late_keys(files) if files.num_rows else self._committed_late_keys(batch_id)
+            trades = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
+            keys = late_keys(files) if files.num_rows else committed_late_keys(trades, self.app_id, batch_id)
             due, closer.pending = split_due(keys | closer.pending, closer.floor_us)
         commits = {name: (tables[name], columns) for name, columns in self.tables.items() if name != TRADES_TABLE}
         if volatility_state is not None and not due:  # side by side with the other tables
@@ -293,6 +293,10 @@ class LakeSink:
                 log.info("batch %d: %d bars revised from lake/trades", batch_id, revised.ohlc.num_rows)
         elif final is not None and final.num_rows and self._commit("ohlc", final, self.tables["ohlc"], batch_id):
             written["ohlc"] = final.num_rows
+        if revised is not None and revised.revised and self.feed is not None and "ohlc" in written:
+            ohlc = self.table("ohlc", self.tables["ohlc"])
+            ohlc.update_incremental()
+            self.feed.publish(live_bars(ohlc, revised.revised, revised.last_trade_ms))
         self._save_state(batch_id, closer, volatility_state, late)
         self.late[batch_id] = late
         self._carried = (batch_id, closer, volatility_state)
@@ -300,22 +304,10 @@ class LakeSink:
 
     def _commit_files(self, files: pa.Table, batch_id: int, late: set[Key]) -> bool:
         """lake/trades' files of the batch; the windows of its late trades go in the commit's
-        metadata, for a re-run of the batch that finds the trades committed (`_committed_late_keys`)."""
+        metadata, for a re-run of the batch that finds the trades committed (`committed_late_keys`)."""
         table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
-        metadata = {LATE_WINDOWS: encode_keys(late), LATE_BATCH: f"{self.app_id}/{batch_id}"} if late else None
+        metadata = commit_metadata(late, self.app_id, batch_id)
         return delta.commit_files(table, files.to_pylist(), txn=(self.app_id, batch_id), metadata=metadata)
-
-    def _committed_late_keys(self, batch_id: int) -> set[Key]:
-        """The late windows of batch `batch_id` as its committed lake/trades commit recorded them."""
-        table = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])
-        held = table.transaction_version(self.app_id)
-        if held is None or held < batch_id:
-            return set()
-        mark = f"{self.app_id}/{batch_id}"
-        for info in table.history(limit=HISTORY_SCANNED):
-            if info.get(LATE_BATCH) == mark:
-                return decode_keys(info.get(LATE_WINDOWS))
-        return set()
 
     def _revise(self, due: set[Key], final: pa.Table, state: VolatilityState | None) -> Revisions:
         trades = self.table(TRADES_TABLE, self.tables[TRADES_TABLE])

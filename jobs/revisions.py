@@ -29,7 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -258,6 +258,8 @@ class Revisions:
     ohlc: pa.Table  # bars released before, recomputed (revision 1 where inserted), to merge into lake/ohlc
     volatility: list[dict[str, Any]]  # volatility rows that changed, to merge into lake/volatility
     windows: int  # windows recomputed
+    revised: set[Key] = field(default_factory=set)  # the windows whose bars changed after release
+    last_trade_ms: dict[Key, int] = field(default_factory=dict)  # each window's newest trade, epoch ms
 
 
 def revise(
@@ -271,7 +273,8 @@ def revise(
 ) -> Revisions:
     """The due windows from lake/trades; patches `state` (the volatility state before the batch's
     own bars) for every key whose bars it replays."""
-    bars = bars_from_trades(trades_of(trades, due))
+    ticks = trades_of(trades, due)
+    bars = bars_from_trades(ticks)
     final_keys = set(keys_of(final))
     recomputed = keys_of(bars)
     in_final = [k in final_keys for k in recomputed]
@@ -303,7 +306,8 @@ def revise(
             for row in changed_rows(rows, stored):  # a stored row's revision the merge counts up
                 row["revision"], row["revised_at"] = 1, revised_at
                 changed.append(row)
-    return Revisions(final, earlier, changed, bars.num_rows)
+    revised = set(keys_of(earlier)) | set(keys_of(later))
+    return Revisions(final, earlier, changed, bars.num_rows, revised, last_trade_times(ticks))
 
 
 def _marked(bars: pa.Table, revised_at: dt.datetime | None) -> pa.Table:
@@ -313,3 +317,64 @@ def _marked(bars: pa.Table, revised_at: dt.datetime | None) -> pa.Table:
     return bars.append_column("revision", pa.array([0 if revised_at is None else 1] * n, pa.int64())).append_column(
         "revised_at", pa.array([revised_at] * n, pa.timestamp("us", "UTC"))
     )
+
+
+# -- after the commit -------------------------------------------------------------------------
+
+# A lake/trades commit with late trades records their windows in its metadata, for a re-run of
+# the batch that finds the trades committed and its tasks write nothing.
+LATE_WINDOWS, LATE_BATCH = "stream_ohlc.late_windows", "stream_ohlc.batch"
+HISTORY_SCANNED = 200
+
+
+def commit_metadata(late: set[Key], app_id: str, batch_id: int) -> dict[str, str] | None:
+    return {LATE_WINDOWS: encode_keys(late), LATE_BATCH: f"{app_id}/{batch_id}"} if late else None
+
+
+def committed_late_keys(table: DeltaTable, app_id: str, batch_id: int) -> set[Key]:
+    """The late windows of batch `batch_id` as its lake/trades commit recorded them (none if the
+    table does not hold the batch)."""
+    held = table.transaction_version(app_id)
+    if held is None or held < batch_id:
+        return set()
+    mark = f"{app_id}/{batch_id}"
+    for info in table.history(limit=HISTORY_SCANNED):
+        if info.get(LATE_BATCH) == mark:
+            return decode_keys(info.get(LATE_WINDOWS))
+    return set()
+
+
+def last_trade_times(trades: pa.Table) -> dict[Key, int]:
+    """Each window's newest trade time, epoch ms."""
+    micros = pc.cast(pc.cast(trades.column("event_time"), pa.timestamp("us", "UTC")), pa.int64()).to_pylist()
+    out: dict[Key, int] = {}
+    for e, s, t in zip(trades.column("exchange").to_pylist(), trades.column("symbol").to_pylist(), micros, strict=True):
+        key = (e, s, t - t % BAR_US)
+        out[key] = max(out.get(key, 0), t // 1000)
+    return out
+
+
+def live_bars(ohlc: DeltaTable, keys: set[Key], last_trade_ms: dict[Key, int]) -> list[dict[str, Any]]:
+    """The bars of `keys` as lake/ohlc holds them now, as `core.schema.LIVE_BAR` fields (final,
+    with their revision) but `v` and `emitted_at`."""
+    if not keys:
+        return []
+    data = ohlc.to_pyarrow_dataset()
+    time_type = data.schema.field("window_start").type
+    where = (
+        ds.field("symbol").isin(sorted({k[1] for k in keys}))
+        & ds.field("date").isin(pa.array(sorted({_date(k[2]) for k in keys}), pa.date32()))
+        & (ds.field("window_start") >= pa.scalar(_stamp(min(k[2] for k in keys)), time_type))
+        & (ds.field("window_start") <= pa.scalar(_stamp(max(k[2] for k in keys)), time_type))
+    )
+    out = []
+    for row in data.to_table(filter=where).to_pylist():
+        start_us = _micros(row["window_start"])
+        key = (row["exchange"], row["symbol"], start_us)
+        if key not in keys:
+            continue
+        bar = {name: row[name] for name in OHLC_SCHEMA.names if name != "date"}
+        bar.update(window_start=start_us // 1000, window_end=start_us // 1000 + BAR_MS, final=True,
+                   revision=row["revision"], last_trade_ts=last_trade_ms.get(key, start_us // 1000))  # fmt: skip
+        out.append(bar)
+    return out

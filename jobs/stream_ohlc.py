@@ -33,6 +33,7 @@ from jobs.bars import bar_updates, heartbeats, unique_trades
 from jobs.feed_events import accepted_feed_events, parse_feed_events
 from jobs.lake_sink import BAR_UPDATES, HEARTBEATS, STREAM_TABLES, LakeSink, tables_frame
 from jobs.progress import ProgressListener, drain_events
+from jobs.revision_feed import RevisionFeed
 from jobs.session import MissingSparkDefaults, spark_session
 from jobs.trades import accepted, parse, read_once, rejected, tick_rows
 from lake import delta, logs
@@ -45,6 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--bootstrap-servers", dest="kafka_bootstrap_servers")
     parser.add_argument("--topic", dest="kafka_topic")
     parser.add_argument("--feed-events-topic", dest="kafka_feed_events_topic")
+    parser.add_argument("--live-bars-topic", dest="kafka_live_bars_topic", help="where revised bars are published")
     parser.add_argument("--lake", dest="lake_path")
     parser.add_argument("--checkpoints", dest="checkpoint_path")
     parser.add_argument("--trigger", dest="stream_trigger", help='"available-now" or an interval, e.g. "5 seconds"')
@@ -205,6 +207,7 @@ def lake_sink(settings: Settings) -> LakeSink:
         STREAM_TABLES,
         settings.stream.volatility_windows_s,
         interval_ms(settings.stream.watermark),
+        RevisionFeed(settings),
     )
 
 

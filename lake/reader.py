@@ -185,13 +185,8 @@ def progress_view_sql(lake: Path) -> str:
     )
 
 
-LATE_VIEW_SQL = (
-    "CREATE OR REPLACE VIEW late AS SELECT "
-    + ", ".join(
-        f"CAST({'rows_dropped_by_watermark' if c.name == 'late_rows' else c.name} AS {duckdb_type(c.type)}) AS {c.name}"
-        for c in LATE
-    )
-    + " FROM progress WHERE rows_dropped_by_watermark > 0"
+LATE_VIEW_SQL = (  # every late trade, each revised into its bar (`core.schema.LATE`)
+    f"CREATE OR REPLACE VIEW late AS SELECT {', '.join(c.name for c in LATE)} FROM trades WHERE late"
 )
 
 

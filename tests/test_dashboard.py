@@ -156,7 +156,7 @@ def test_health_page(monkeypatch: pytest.MonkeyPatch, lake_dir: Path) -> None:
     assert not at.exception
     assert len(at.get("plotly_chart")) == 4
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Rows dropped as late"] == "2" and metrics["Rejected records"] == "2"
+    assert metrics["Late trades (revised into their bars)"] == "2" and metrics["Rejected records"] == "2"
     at.selectbox(key="health_reject_reason").select("nonpositive_price").run()
     assert '{"price":"-1"}' in str(at.dataframe[-1].value.to_dict())
 

@@ -27,7 +27,7 @@ from tests.support.job import (
     snapshot,
     start_job,
 )
-from tests.support.kafka_helpers import fresh_topics
+from tests.support.kafka_helpers import consume, fresh_topics
 from tests.support.lake_checks import assert_bars_and_volatility
 from tests.support.messy_tape import messy_tape
 from tests.support.reference import reference_bars, valid_trades
@@ -131,5 +131,17 @@ def test_late_rows_are_counted_and_every_row_is_accounted_for(kafka: str, tmp_pa
     # it, within the longest window); the first late window's close did not change
     revised_vol = con.sql("SELECT min(epoch_ms(window_start)) FROM volatility WHERE revision > 0").fetchall()[0][0]
     assert revised_vol == closing - 999
+    # and the live topic carried them: each revised bar, final, as the lake now holds it
+    sent_revisions = [c.value for c in consume(kafka, settings.kafka.live_bars_topic)]  # JSON: decimals as strings
+    lake_revised = {
+        (int(r[0]), int(r[1]), str(r[2]), int(r[3]))
+        for r in con.sql(
+            "SELECT epoch_ms(window_start), revision, close, trade_count FROM ohlc WHERE revision > 0"
+        ).fetchall()
+    }
+    assert all(m["final"] for m in sent_revisions)
+    assert {
+        (m["window_start"], m["revision"], str(m["close"]), m["trade_count"]) for m in sent_revisions
+    } == lake_revised
     lines = [json.loads(line) for p in (work / "lake" / "_progress").glob("date=*/*.ndjson") for line in p.open()]
     assert {rec["query"] for rec in lines} == {"ohlc"}  # one query writes every table

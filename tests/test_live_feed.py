@@ -189,3 +189,13 @@ def test_the_feed_tails_a_real_topic(kafka: str, tmp_path: Path) -> None:
         producer.close()
         feed.stop()
         missing.stop()
+
+
+def test_a_revised_final_bar_replaces_the_final_one_whatever_the_clocks() -> None:
+    from core.live_tail import newer
+
+    final = {"final": True, "emitted_at": 5_000, "revision": 0}
+    revised = {"final": True, "emitted_at": 4_000, "revision": 1}  # the job's host clock runs behind
+    assert newer(final, revised) and not newer(revised, final)
+    assert not newer(revised, {"final": False, "emitted_at": 9_000, "revision": 0})  # a re-read provisional
+    assert newer(revised, {**revised, "revision": 2})

@@ -106,7 +106,7 @@ def test_latest_bars_reads_a_long_file_from_its_newest_rows_and_stays_exact(tmp_
     assert [r[2] for r in latest] == [start + dt.timedelta(seconds=599), start + dt.timedelta(minutes=5, seconds=29)]
 
 
-def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:
+def test_progress_counts_the_rows_each_batch_dropped_as_late(tmp_path: Path) -> None:
     import json
 
     folder = tmp_path / "_progress" / "date=2026-01-01"
@@ -124,8 +124,10 @@ def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:
     ]  # fmt: skip
     (folder / "ohlc.ndjson").write_text("".join(json.dumps(r) + "\n" for r in records))
     con = lake.connect(tmp_path)
-    rows = con.sql("SELECT query, batch_id, timestamp, watermark, late_rows FROM late").fetchall()
-    assert len(rows) == 1 and rows[0][:2] == ("ohlc", 1) and rows[0][4] == 3
+    rows = con.sql(
+        "SELECT query, batch_id, timestamp, rows_dropped_by_watermark FROM progress WHERE rows_dropped_by_watermark > 0"
+    ).fetchall()
+    assert len(rows) == 1 and rows[0][:2] == ("ohlc", 1) and rows[0][3] == 3
     assert str(rows[0][2]) == "2026-01-01 00:00:05+00:00"
     types = {
         d[0]: str(t)
@@ -135,3 +137,25 @@ def test_late_view_lists_batches_that_dropped_rows(tmp_path: Path) -> None:
     }
     assert types["timestamp"] == "TIMESTAMP WITH TIME ZONE" and types["batch_id"] == "BIGINT"
     assert types["sources"] == "JSON"
+
+
+def test_the_late_view_lists_the_late_trades_of_lake_trades(tmp_path: Path) -> None:
+    import datetime as dt
+    from decimal import Decimal
+
+    import pyarrow as pa
+
+    from core.schema import LATE, TRADES, to_arrow
+    from lake import delta
+
+    at = dt.datetime(2026, 12, 2, 12, 0, tzinfo=dt.UTC)
+    ticks = [
+        {"exchange": "binance", "symbol": "BTCUSDT", "trade_id": i, "price": Decimal("100.5"),
+         "quantity": Decimal("0.001"), "event_time": at, "is_buyer_maker": False, "ingest_time": at,
+         "kafka_partition": 0, "kafka_offset": i, "late": i % 2 == 1, "date": at.date()}
+        for i in range(4)
+    ]  # fmt: skip
+    delta.append_rows(tmp_path, "trades", pa.Table.from_pylist(ticks, schema=to_arrow(TRADES)), TRADES)
+    late = lake.connect(tmp_path).sql("SELECT * FROM late ORDER BY trade_id")
+    assert [d[0] for d in late.description] == [c.name for c in LATE]
+    assert [r[2] for r in late.fetchall()] == [1, 3]

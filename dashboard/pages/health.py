@@ -41,7 +41,7 @@ def live_health() -> None:
     late = repositories.late_rows(LAKE)
     rejects = repositories.rejects_by_reason(LAKE)
     c1, c2, c3 = st.columns(3)
-    c1.metric("Rows dropped as late", f"{int(late['late_rows'].sum()) if not late.empty else 0:,}")
+    c1.metric("Late trades (revised into their bars)", f"{int(late['late_rows'].sum()) if not late.empty else 0:,}")
     c2.metric("Rejected records", f"{int(rejects['rejects'].sum()) if not rejects.empty else 0:,}")
     lag = _lag()
     c3.metric("Kafka consumer lag", "unavailable" if lag is None else f"{int(lag['lag'].sum()):,}")

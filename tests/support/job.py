@@ -38,6 +38,7 @@ def job_args(
         "--bootstrap-servers", kafka,
         "--topic", settings.kafka.topic,
         "--feed-events-topic", settings.kafka.feed_events_topic,
+        "--live-bars-topic", settings.kafka.live_bars_topic,
         "--lake", str(lake),
         "--checkpoints", str(checkpoints),
         "--trigger", trigger,

@@ -24,19 +24,20 @@ class Consumed:
 
 
 def fresh_topics(bootstrap: str, tmp_dir: Any, partitions: int = 4, **overrides: Any) -> Settings:
-    """Settings naming three new topics (trades, dead letters, feed events) on the test broker."""
+    """Settings naming four new topics (trades, dead letters, feed events, live bars) on the test broker."""
     tag = uuid.uuid4().hex[:8]
     settings = load(
         kafka_bootstrap_servers=bootstrap,
         kafka_topic=f"trades.{tag}",
         kafka_dlq_topic=f"trades.{tag}.dlq",
         kafka_feed_events_topic=f"feed_events.{tag}",
-        **overrides,
+        **{"kafka_live_bars_topic": f"bars.live.{tag}", **overrides},
     )
     host, port = bootstrap.split(":")
     broker = LocalKafka(tmp_dir, host, int(port))
     broker.ensure_topics([settings.kafka.topic], partitions=partitions)
     broker.ensure_topics([settings.kafka.dlq_topic, settings.kafka.feed_events_topic], partitions=1)
+    broker.ensure_topics([settings.kafka.live_bars_topic], partitions=partitions)
     return settings
 
 
