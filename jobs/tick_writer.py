@@ -77,7 +77,7 @@ class TickPlan:
     table_dir: str
     batch_id: int
     write: bool  # False: the table already holds this batch (a re-run): write nothing
-    spark_watermark_ms: int  # the batch's watermark: Spark drops trades at or before it
+    spark_watermark_ms: int  # Spark drops the batch's trades at or before it (`spark_watermark_ms`)
     released_us: int | None  # windows ending at or before this were in lake/ohlc before the batch
     stored: pa.Table = field(default_factory=lambda: STORED.empty_table())  # files of recent partitions
     stored_from: str = ""  # ISO date: `stored` holds every file of the partitions from this date on
@@ -361,9 +361,11 @@ def trade_files(batch: pa.Table) -> pa.Table:
 
 
 def spark_watermark_ms(checkpoint: Path, batch_id: int) -> int:
-    """The event-time watermark Spark runs batch `batch_id` with (its offset log entry): its
-    stateful operators drop rows at or before it. 0 where the log has none (no Spark)."""
-    path = checkpoint / "offsets" / str(batch_id)
+    """The event-time watermark Spark drops late rows of batch `batch_id` by: the watermark of
+    the batch before it (its offset log entry). Spark runs a batch with two watermarks, one for
+    late rows (the previous batch's) and one for evicting state (this batch's); its stateful
+    operators drop a row at or before the former. 0 where the log has none (no Spark)."""
+    path = checkpoint / "offsets" / str(batch_id - 1)
     try:
         return int(json.loads(path.read_text().splitlines()[1]).get("batchWatermarkMs", 0))
     except (OSError, IndexError, ValueError, TypeError, AttributeError):

@@ -29,7 +29,7 @@ from tests.support.job import (
 )
 from tests.support.kafka_helpers import consume, fresh_topics
 from tests.support.lake_checks import assert_bars_and_volatility
-from tests.support.messy_tape import messy_tape
+from tests.support.messy_tape import messy_tape, with_late_trades
 from tests.support.reference import reference_bars, valid_trades
 
 pytestmark = pytest.mark.integration
@@ -38,6 +38,7 @@ pytestmark = pytest.mark.integration
 def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, tmp_path: Path) -> None:
     settings = fresh_topics(kafka, tmp_path)
     tape, _ = messy_tape(list(read_tape(SAMPLE)))
+    tape = with_late_trades(tape, at=(4500, 7800, 10800, 13900), lag_ms=150_000)  # late by over two batches
     write_tape(tmp_path / "tape.ndjson", tape)
     replay(tmp_path / "tape.ndjson", kafka, settings.kafka.topic)
 
@@ -46,6 +47,11 @@ def test_kill_9_mid_stream_then_restart_equals_an_uninterrupted_run(kafka: str, 
     assert job.returncode == 0, job_failure(job)
     expected = snapshot(clean / "lake")
     assert len(expected["ohlc"]) > 600 and len(expected["volatility"]) == len(expected["ohlc"])
+    con = lake.connect(clean / "lake")
+    assert con.sql("SELECT count(*) FROM ohlc WHERE revision > 0").fetchall()[0][0] >= 4  # revised by late trades
+    # lake/trades marks late exactly the trades Spark and the sink found late
+    dropped = con.sql("SELECT sum(rows_dropped_by_watermark) FROM progress").fetchall()[0][0]
+    assert con.sql("SELECT count(*) FROM trades WHERE late").fetchall()[0][0] == dropped == 12
 
     crashed = tmp_path / "crashed"
     rng = random.Random(11)

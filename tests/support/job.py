@@ -92,9 +92,15 @@ def replay(tape: Path, kafka: str, topic: str) -> None:
 
 
 def snapshot(lake_dir: Path, tables: tuple[str, ...] = SNAPSHOT_TABLES) -> dict[str, list[tuple[Any, ...]]]:
-    """Every row of `tables` through `lake.connect`, in a fixed order: two lakes compare equal."""
+    """Every row of `tables` through `lake.connect`, in a fixed order: two lakes compare equal.
+    `revised_at` (the wall-clock time a revision was computed) is left out; `revision` is kept."""
     con = lake.connect(lake_dir)
-    return {table: sorted(con.sql(f"SELECT * FROM {table}").fetchall(), key=repr) for table in tables}
+    out = {}
+    for table in tables:
+        have = {d[0] for d in con.sql(f"SELECT * FROM {table} LIMIT 0").description}
+        select = "SELECT * EXCLUDE (revised_at)" if "revised_at" in have else "SELECT *"
+        out[table] = sorted(con.sql(f"{select} FROM {table}").fetchall(), key=repr)
+    return out
 
 
 def progress_lines(lake_dir: Path, query: str) -> int:

@@ -27,3 +27,19 @@ def messy_tape(records: list[dict[str, Any]], seed: int = 7) -> tuple[list[dict[
     for n, (_reason, change) in enumerate(INVALID):
         out.insert(500 + 37 * n, {**records[100 + n], **change})
     return out, len(INVALID)
+
+
+def with_late_trades(records: list[dict[str, Any]], at: tuple[int, ...], lag_ms: int = 30_000) -> list[dict[str, Any]]:
+    """`records` with, after each position in `at`, three trades stamped `lag_ms` before the
+    record there (new ids; the last at a new price and the end of its second, so that it moves
+    its bar's close): late by the watermark's measure, to be revised into their bars."""
+    out = list(records)
+    for n, i in enumerate(sorted(at, reverse=True)):
+        base = out[i]
+        t = int(base["timestamp"]) - lag_ms
+        late = [
+            {**base, "trade_id": 10**12 + 10 * n + k, "timestamp": t + k} for k in range(2)
+        ] + [{**base, "trade_id": 10**12 + 10 * n + 2, "timestamp": t - t % 1000 + 999,
+              "price": f"{float(base['price']) + 3.17:.2f}"}]  # fmt: skip
+        out[i + 1 : i + 1] = late
+    return out
