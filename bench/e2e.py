@@ -316,11 +316,13 @@ def main() -> int:
     )
     parser.add_argument("--bootstrap-servers")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--skip-freshness", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp, broker(args.bootstrap_servers, Path(tmp)) as bootstrap:
         if not args.skip_throughput:
             throughput(bootstrap, Path(tmp), args.trades, args.symbols)
-        freshness(bootstrap, Path(tmp), args.symbols, args.rate, args.seconds, max(10.0, args.warmup))
+        if not args.skip_freshness:
+            freshness(bootstrap, Path(tmp), args.symbols, args.rate, args.seconds, max(10.0, args.warmup))
     return 0
 
 

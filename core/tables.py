@@ -43,6 +43,10 @@ class TableSpec:
     watermark_query: str | None = None  # maintenance closes a day once this query's watermark passed it
     newest_per_key: str | None = None  # the view keeps one row per key: a window clause
     column_factory: Callable[[tuple[int, ...]], tuple[Column, ...]] | None = None  # columns vary with windows
+    # OPTIMIZE's files (`lake.delta.compacted_properties`): rows per row group, and whether its
+    # integer and time columns are delta-encoded (they rise within a file, as a tick table's do).
+    compacted_row_group_rows: int = 3600
+    delta_encoded: bool = False
 
     @property
     def varying_columns(self) -> bool:
@@ -73,6 +77,7 @@ TABLES: dict[str, TableSpec] = {
         TableSpec(
             "trades", "every accepted trade (ticks), once each", TRADES, ("symbol", "date"), "event_time",
             "event_time", "job", sort_key="event_time", watermark_query="ohlc",
+            compacted_row_group_rows=131_072, delta_encoded=True,
         ),
         TableSpec(
             "rejects", "trade records the job refused, with the reason", REJECTS, ("date",), "kafka_timestamp",

@@ -136,16 +136,16 @@ def _retrying(what: str, action: Callable[[], dict]) -> dict:
     return {}
 
 
-def _optimize(table: DeltaTable, filters: list[tuple[str, str, str]], target: int) -> dict:
+def _optimize(table: DeltaTable, name: str, filters: list[tuple[str, str, str]], target: int) -> dict:
     def run() -> dict:
         table.update_incremental()
         return table.optimize.compact(
             partition_filters=filters,  # type: ignore[arg-type]
             target_size=target,
-            writer_properties=delta.COMPACTED_PROPERTIES,
+            writer_properties=delta.compacted_properties(TABLES[name]),
         )
 
-    return _retrying(f"optimize {table.metadata().name}", run)
+    return _retrying(f"optimize {name}", run)
 
 
 def compact(
@@ -163,7 +163,7 @@ def compact(
         if in_day:
             runs.append(([("date", ">=", day)], OPEN_TARGET_BYTES))
         for filters, size in runs:
-            metrics = _optimize(target, filters, size)
+            metrics = _optimize(target, table, filters, size)
             partitions += int(metrics.get("partitionsOptimized", 0))
             removed += int(metrics.get("numFilesRemoved", 0))
             added += int(metrics.get("numFilesAdded", 0))
