@@ -42,6 +42,7 @@ class TableSpec:
     sort_key: str | None = None  # each commit's rows are sorted by it (files then prune by it)
     watermark_query: str | None = None  # maintenance closes a day once this query's watermark passed it
     newest_per_key: str | None = None  # the view keeps one row per key: a window clause
+    row_order: tuple[str, ...] = ()  # after row_time, what orders rows of one time (exports); else the other columns
     column_factory: Callable[[tuple[int, ...]], tuple[Column, ...]] | None = None  # columns vary with windows
     # OPTIMIZE's files (`lake.delta.compacted_properties`): rows per row group, and whether its
     # integer and time columns are delta-encoded (they rise within a file, as a tick table's do).
@@ -78,6 +79,7 @@ TABLES: dict[str, TableSpec] = {
             "trades", "every accepted trade (ticks), once each", TRADES, ("symbol", "date"), "event_time",
             "event_time", "job", sort_key="event_time", watermark_query="ohlc",
             compacted_row_group_rows=131_072, delta_encoded=True,
+            row_order=("trade_id", "exchange", "symbol"),  # the bars' order of trades, then the rest of the key
         ),
         TableSpec(
             "rejects", "trade records the job refused, with the reason", REJECTS, ("date",), "kafka_timestamp",

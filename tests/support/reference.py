@@ -101,6 +101,11 @@ def reference_candles(records: Iterable[dict[str, Any]], step_s: int) -> pd.Data
     return _candles(records, step_s * 1000, "bucket_start")
 
 
+def reference_candles_ms(records: Iterable[dict[str, Any]], step_ms: int) -> pd.DataFrame:
+    """Candles of `step_ms` milliseconds, below a second too, straight from the trades."""
+    return _candles(records, step_ms, "bucket_start")
+
+
 def reference_volatility(bars: pd.DataFrame, windows_s: Iterable[int]) -> pd.DataFrame:
     """Log returns and trailing volatility from bars, with pandas' own time-based rolling windows.
 
