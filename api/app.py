@@ -89,7 +89,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
     app = FastAPI(
         title="crypto-lakehouse API",
         version="1",
-        summary="Read-only: 1 s bars, candles, volatility and health from the lake; forming bars live.",
+        summary="Read-only: 1 s bars, candles, trades, volatility and health from the lake; forming bars live.",
         lifespan=lifespan,
     )
     app.state.api = state
@@ -107,6 +107,7 @@ def create_app(settings: Settings | None = None, feed: LiveFeed | None = None) -
             allow_origins=list(cfg.cors_origins),
             allow_methods=["GET", "POST"],
             allow_headers=["X-API-Key", "Content-Type"],
+            expose_headers=["Link", "X-Next-Cursor"],  # /v1/trades' paging, readable by browser clients
         )
     app.add_middleware(TimeLimit, seconds=cfg.request_timeout_s)
     app.add_middleware(stream.RawSend)  # outermost: it sees the server's own send

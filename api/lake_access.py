@@ -49,6 +49,9 @@ class Snapshot:
     newest: dict[Market, Newest]  # each market's newest final bar
     windows: tuple[int, ...]  # the volatility windows recorded with the table
     partitions: dict[tuple[str, str], tuple[str, ...]]  # ohlc's committed files per (symbol, date)
+    # lake/trades' committed date partitions per symbol, oldest first: `GET /v1/trades` reads a
+    # page a day at a time and skips days without trades, however wide the range.
+    trade_days: dict[str, tuple[dt.date, ...]] = field(default_factory=dict)
     _firsts: dict[Market, dt.datetime] | None = field(default=None, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
@@ -86,7 +89,16 @@ def take_snapshot(path: Path) -> Snapshot:
     except (duckdb.Error, OSError, ValueError, RuntimeError) as exc:  # DeltaError and OldLakeFormat too
         raise LakeUnavailable(f"the lake at {path} cannot be read: {str(exc).splitlines()[0]}") from exc
     newest = {(e, s): Newest(a, b) for e, s, a, b in rows}
-    return Snapshot(con, time.time(), newest, windows, files_by_partition(listed["ohlc"].files))
+    partitions = files_by_partition(listed["ohlc"].files)
+    return Snapshot(con, time.time(), newest, windows, partitions, days_by_symbol(listed["trades"].files))
+
+
+def days_by_symbol(files: list[str]) -> dict[str, tuple[dt.date, ...]]:
+    """The dates a symbol-partitioned table holds per symbol, oldest first, from the paths alone."""
+    days: dict[str, set[dt.date]] = {}
+    for symbol, day in files_by_partition(files):
+        days.setdefault(symbol, set()).add(dt.date.fromisoformat(day))
+    return {symbol: tuple(sorted(dates)) for symbol, dates in days.items()}
 
 
 class LakeAccess:

@@ -12,6 +12,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from core.schema import TRADES as TRADES_TABLE
+from core.schema import to_arrow
 from core.tables import volatility_column
 
 CANDLE_COLUMNS = (
@@ -101,3 +103,64 @@ def feed_events_since(cur: duckdb.DuckDBPyConnection, since: dt.datetime) -> lis
 
 def rejects_by_reason(cur: duckdb.DuckDBPyConnection) -> list[tuple[Any, ...]]:
     return cur.execute("SELECT reason, count(*) FROM rejects GROUP BY reason ORDER BY 2 DESC, 1").fetchall()
+
+
+# `GET /v1/trades`. A trade's key is (event_time, trade_id): unique per market (lake/trades holds
+# each trade once) and the order the bars take trades in. `(event_time > ? OR trade_id > ?)` is
+# "key after the cursor" given `event_time >= ?` at the cursor's time; the plain time bounds are
+# what DuckDB pushes into the scan (row groups by their event_time statistics), and `date` picks
+# the partitions.
+TRADE_COLUMNS = (
+    "event_time", "trade_id", "price", "quantity", "is_buyer_maker", "late", "ingest_time", "kafka_partition",
+    "kafka_offset",
+)  # fmt: skip
+# The rows as lake/trades types them (core.schema): DuckDB's Arrow says "Etc/UTC" and nullable.
+TRADE_SCHEMA = to_arrow(tuple(c for name in TRADE_COLUMNS for c in TRADES_TABLE if c.name == name))
+TRADE_KEYS = (
+    "SELECT event_time, trade_id FROM trades WHERE exchange = ? AND symbol = ? AND date = ? AND event_time >= ? "
+    "AND event_time < ? AND (event_time > ? OR trade_id > ?) ORDER BY event_time, trade_id LIMIT ?"
+)
+TRADES = (
+    f"SELECT {', '.join(TRADE_COLUMNS)} FROM trades WHERE exchange = ? AND symbol = ? AND date BETWEEN ? AND ? "
+    "AND event_time >= ? AND event_time <= ? AND (event_time > ? OR trade_id > ?) "
+    "AND (event_time < ? OR trade_id <= ?) ORDER BY event_time, trade_id LIMIT ?"
+)
+TradeKey = tuple[dt.datetime, int]  # (event_time, trade_id)
+
+
+def trade_keys(
+    cur: duckdb.DuckDBPyConnection,
+    exchange: str,
+    symbol: str,
+    day: dt.date,
+    lower: dt.datetime,
+    end: dt.datetime,
+    after: TradeKey,
+    limit: int,
+) -> pa.Table:
+    """The first `limit` keys of one date partition's trades in [lower, end) after `after`, in order."""
+    params = [exchange, symbol, day, lower, end, *after, limit]
+    return cur.sql(TRADE_KEYS, params=params).to_arrow_table()
+
+
+def trades_params(
+    exchange: str, symbol: str, lower: dt.datetime, after: TradeKey, last: TradeKey, limit: int
+) -> list[Any]:
+    """TRADES' parameters: the trades after `after` up to `last` (both keys), from `lower` on."""
+    return [exchange, symbol, lower.date(), last[0].date(), lower, last[0], *after, *last, limit]
+
+
+def trades(
+    cur: duckdb.DuckDBPyConnection,
+    exchange: str,
+    symbol: str,
+    lower: dt.datetime,
+    after: TradeKey,
+    last: TradeKey,
+    limit: int,
+    batch_rows: int,
+) -> pa.RecordBatchReader:
+    """The trades after `after` up to `last`, in key order, as Arrow batches (TRADE_SCHEMA) read as
+    they are sent."""
+    params = trades_params(exchange, symbol, lower, after, last, limit)
+    return cur.sql(TRADES, params=params).to_arrow_reader(batch_rows).cast(TRADE_SCHEMA)

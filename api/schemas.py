@@ -70,6 +70,32 @@ class Candles(BaseModel):
     candles: list[Candle]
 
 
+class Trade(BaseModel):
+    """One row of lake/trades (its exchange and symbol are the response's)."""
+
+    event_time: dt.datetime = Field(description="exchange trade time, UTC (ms precision)")
+    trade_id: int = Field(description="venue's trade id; with event_time, the rows' order and the cursor's key")
+    price: DecimalText
+    quantity: DecimalText
+    is_buyer_maker: bool = Field(description="true when the taker sold")
+    late: bool = Field(description="it came after its bar was written or the watermark had passed it")
+    ingest_time: dt.datetime | None = Field(description="when the ingestor received it, UTC")
+    kafka_partition: int
+    kafka_offset: int = Field(description="the first record of this trade on the topic")
+
+
+class Trades(BaseModel):
+    exchange: str
+    symbol: str
+    start: dt.datetime = Field(description="the range's start, resolved (inclusive)")
+    end: dt.datetime = Field(description="the range's end, resolved (exclusive)")
+    after: str | None = Field(description="the cursor this page follows, as given")
+    limit: int = Field(description="rows per page: limit=, or the default page size")
+    count: int = Field(description="rows in this page")
+    next: str | None = Field(description="after= for the next page; null on the last page")
+    trades: list[Trade]
+
+
 class Bar(Amounts):
     exchange: str
     symbol: str

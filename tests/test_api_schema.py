@@ -79,6 +79,6 @@ def test_no_server_errors_and_responses_match_the_schema(operation: Any, client:
 def test_every_endpoint_was_exercised() -> None:
     total = sum(REQUESTS.values())
     print(f"\nschemathesis: {total} requests: " + ", ".join(f"{k} {v}" for k, v in sorted(REQUESTS.items())))
-    assert set(REQUESTS) >= {"GET /v1/symbols", "GET /v1/candles", "GET /v1/latest", "GET /v1/volatility",
-                             "GET /v1/health", "POST /v1/sql"}  # fmt: skip
+    assert set(REQUESTS) >= {"GET /v1/symbols", "GET /v1/candles", "GET /v1/trades", "GET /v1/latest",
+                             "GET /v1/volatility", "GET /v1/health", "POST /v1/sql"}  # fmt: skip
     assert total >= 150
