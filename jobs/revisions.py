@@ -293,7 +293,8 @@ def revise(
     later = _marked(before.filter(pa.array([not p for p in past], pa.bool_())), revised_at)
     earlier = _marked(before.filter(pa.array(past, pa.bool_())), revised_at)
     if later.num_rows:
-        final = pa.concat_tables([_marked(final, None), later]) if final.num_rows else later
+        marked = _marked(final, None)  # the batch's bars are nullable; bars_from_trades' are not
+        final = pa.concat_tables([marked, later.cast(marked.schema)]) if final.num_rows else later
     changed: list[dict[str, Any]] = []
     if state is not None and volatility is not None and earlier.num_rows:
         for exchange, symbol in sorted({(k[0], k[1]) for k in keys_of(earlier)}):

@@ -17,7 +17,10 @@ connections, as the market goes on while a client is away:
 
 After its plan, a connection sends whatever frames are left and then stays open, with a
 ping every 0.3 s ("silence" sends no pings: a dead peer); it answers OKX's `ping` text with `pong`.
-It also serves the venues' REST trade history for backfill, from the same frames.
+Once the client answers a ping sent after the last frame, it has read every frame: `caught_up` is set.
+It also serves the venues' REST trade history for backfill, from the same frames; with a
+`rest_hold` event, each REST answer waits until the test sets it (a slow REST API, at a moment
+the test chooses; the ingestor's client gives up after 10 s).
 """
 
 from __future__ import annotations
@@ -51,6 +54,7 @@ class FakeExchange:
     frames: list[str]
     plans: list[Plan] = field(default_factory=list)
     rest_trades: list[RestTrade] = field(default_factory=list)
+    rest_hold: threading.Event | None = None  # REST answers wait until it is set
     host: str = "127.0.0.1"
     subscriptions: list[list[dict[str, Any]]] = field(default_factory=list)  # per connection
     rest_requests: list[str] = field(default_factory=list)
@@ -63,6 +67,7 @@ class FakeExchange:
     _sequence: int = 0
     keepalives: int = 0  # OKX `ping` texts received
     quiet_over: threading.Event = field(default_factory=threading.Event)
+    caught_up: threading.Event = field(default_factory=threading.Event)  # the client read every frame
 
     # lifecycle ---------------------------------------------------------------
 
@@ -115,8 +120,11 @@ class FakeExchange:
                 if not self._step(ws, step):
                     return
             self._send_frames(ws, len(self.frames) - self.cursor)
+            pong: threading.Event | None = None
             while not self._stop.is_set():  # stay open, pinging as Binance does; the client decides
-                ws.ping()
+                if pong is not None and pong.is_set():
+                    self.caught_up.set()  # it answered a ping sent after the last frame
+                pong = ws.ping()
                 try:
                     message = ws.recv(timeout=0.3)
                 except TimeoutError:
@@ -230,6 +238,8 @@ class FakeExchange:
         if url.path in ("/", "/stream", "/ws/v5/public"):
             return None  # a WebSocket handshake
         self.rest_requests.append(request.path)
+        while self.rest_hold is not None and not self.rest_hold.wait(0.05) and not self._stop.is_set():
+            pass
         query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
         body: Any
         if url.path == "/api/v3/historicalTrades":

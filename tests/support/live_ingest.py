@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from core.settings import Settings
@@ -28,8 +29,16 @@ def serve(started: list[FakeExchange], protocol: str, frames: list[str], plans: 
     return fake
 
 
-def ingest(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[str], timeout: float = 60) -> Counters:
-    """Run the real `run_feed` until the server has played every plan and frame, then stop it."""
+def ingest(
+    fake: FakeExchange,
+    settings: Settings,
+    exchange: str,
+    symbols: list[str],
+    timeout: float = 60,
+    until: Callable[[], bool] | None = None,
+) -> Counters:
+    """Run the real `run_feed` until the server has played every plan and frame (and `until()`
+    holds, if given: e.g. `fake.caught_up.is_set`, for a client that may still be busy), then stop it."""
     stop = threading.Event()
     result: dict[str, Any] = {}
 
@@ -43,7 +52,7 @@ def ingest(fake: FakeExchange, settings: Settings, exchange: str, symbols: list[
     thread.start()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and "error" not in result:
-        if fake.connections >= len(fake.plans) and fake.cursor >= len(fake.frames):
+        if fake.connections >= len(fake.plans) and fake.cursor >= len(fake.frames) and (until is None or until()):
             break
         time.sleep(0.05)
     time.sleep(1.5)  # let the client take in the last frames and tick once more
