@@ -92,6 +92,8 @@ bench: deps ## run the benchmarks (numbers go in bench/RESULTS.md)
 	$(PY) bench/mlflow_tracking.py
 	$(PY) bench/e2e.py
 	$(PY) bench/peer_quix.py --trades 2000000
+	$(PY) bench/tick_storage.py
+	$(PY) bench/watermark.py --late-every 5 --plot bench/watermark.png
 	$(PY) bench/lake_query.py
 	$(PY) bench/lake_query.py --in-day
 	$(PY) bench/delta_log.py --plot bench/delta_log.png
