@@ -20,6 +20,8 @@ MEDIA = {
     "parquet": ("application/vnd.apache.parquet", "parquet"),
     "arrow": ("application/vnd.apache.arrow.stream", "arrows"),
 }
+# The file downloads as an endpoint's OpenAPI 200 content, next to its JSON.
+FILE_CONTENT: dict[str, dict[str, object]] = {media: {} for media, _ in MEDIA.values()}
 
 
 def json_response(obj: Any, status: int = 200) -> Response:

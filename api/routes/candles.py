@@ -19,7 +19,7 @@ from api.deps import ApiState, State
 from api.encoding import dumps, from_ms
 from api.lake_access import Snapshot
 from api.params import Exchange, Interval, Symbol, When, market, row_limit, span
-from api.responses import file_response, json_response
+from api.responses import FILE_CONTENT, file_response, json_response
 from lake.macros import INTERVALS_S
 
 router = APIRouter()
@@ -29,15 +29,7 @@ router = APIRouter()
     "/candles",
     response_model=schemas.Candles,
     summary="OHLCV candles at an interval, from the lake's 1 s bars (the candles() macro)",
-    responses={
-        200: {
-            "content": {
-                "text/csv": {},
-                "application/vnd.apache.parquet": {},
-                "application/vnd.apache.arrow.stream": {},
-            }
-        }
-    },
+    responses={200: {"content": FILE_CONTENT}},
 )
 def candles(
     state: State,

@@ -16,7 +16,7 @@ from api import queries, schemas
 from api import trades as pages
 from api.deps import State
 from api.params import Exchange, Symbol, When, market, row_limit
-from api.responses import json_response, stream_response
+from api.responses import FILE_CONTENT, json_response, stream_response
 
 router = APIRouter()
 
@@ -59,11 +59,7 @@ ordered by (event_time, trade_id): every accepted trade once, price and quantity
     description=DESCRIPTION,
     responses={
         200: {
-            "content": {
-                "text/csv": {},
-                "application/vnd.apache.parquet": {},
-                "application/vnd.apache.arrow.stream": {},
-            },
+            "content": FILE_CONTENT,
             "headers": _PAGING_HEADERS,
         }
     },
